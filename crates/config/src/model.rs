@@ -1,0 +1,387 @@
+//! The configuration types. Doc comments here are the help text of the generated JSON Schema and of
+//! `docs/configuration.md`, so every field has one.
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// The whole configuration file (`~/.homarus/homarus.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HomarusConfig {
+    /// Optional JSON Schema URL for editors; ignored by the gateway.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Gateway server: port, bind address, authentication and reload behaviour.
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    /// Logging: level and the log file that `logs.tail` reads.
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    /// Metadata written by tools (opaque).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Value>,
+    /// OpenClaw `env` section. Accepted for compatibility; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Value>,
+    /// OpenClaw `secrets` section. Accepted for compatibility; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Value>,
+    /// OpenClaw `auth` section (provider auth profiles). Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Value>,
+    /// Model providers and their models. Accepted; used once the agent runtime lands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Value>,
+    /// Agents (`agents.defaults`, `agents.entries.<id>`). Accepted; used once the agent runtime lands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<Value>,
+    /// Routing bindings. Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindings: Option<Value>,
+    /// Session scoping and reset policy. Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Value>,
+    /// Message queueing and group-chat behaviour. Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Value>,
+    /// Slash-command policy. Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Value>,
+    /// Chat channels (`channels.<id>`). Accepted; used once channels land.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Value>,
+    /// Tool policy. Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Value>,
+    /// Skills. Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skills: Option<Value>,
+    /// Plugins. Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugins: Option<Value>,
+    /// Webhooks and internal hooks. Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Value>,
+    /// Cron scheduler. Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<Value>,
+    /// Memory. Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Value>,
+    /// Browser control. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<Value>,
+    /// UI preferences. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui: Option<Value>,
+    /// Diagnostics. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Value>,
+    /// Service discovery (Bonjour). Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<Value>,
+    /// Canvas host. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canvas_host: Option<Value>,
+    /// Talk mode. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub talk: Option<Value>,
+    /// Audio. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<Value>,
+    /// ACP. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acp: Option<Value>,
+    /// MCP servers. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<Value>,
+    /// Update channel. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<Value>,
+    /// Onboarding wizard state. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wizard: Option<Value>,
+    /// Assistant identity. Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Value>,
+    /// Web surfaces. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<Value>,
+}
+
+/// `gateway`: the server itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// `local` runs a gateway here; `remote` means this config only points clients at another gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<GatewayMode>,
+    /// TCP port for WebSocket and HTTP (default 18789).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<Port>,
+    /// Which addresses to listen on: `loopback` (default, 127.0.0.1), `lan` (0.0.0.0) or `custom`
+    /// (`gateway.customBindHost`). Anything but loopback requires authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<BindMode>,
+    /// IP address to listen on when `gateway.bind` is `custom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_bind_host: Option<String>,
+    /// How clients authenticate.
+    #[serde(default)]
+    pub auth: GatewayAuthConfig,
+    /// Config file hot reload.
+    #[serde(default)]
+    pub reload: ReloadConfig,
+    /// Where clients find a remote gateway (`gateway.mode = "remote"`). Accepted; used by clients only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<Value>,
+    /// Control UI settings. Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_ui: Option<Value>,
+    /// Tailscale serve/funnel. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tailscale: Option<Value>,
+    /// TLS. Accepted; not yet implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Value>,
+    /// Trusted reverse proxies. Accepted; not yet implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<Value>,
+    /// HTTP endpoints (OpenAI-compatible APIs). Accepted; not yet implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<Value>,
+    /// Node settings. Accepted; not yet implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Value>,
+    /// HTTP tool policy. Accepted; not yet implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Value>,
+    /// Push notifications. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<Value>,
+}
+
+/// `gateway.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayMode {
+    /// Run the gateway on this machine.
+    Local,
+    /// Clients talk to `gateway.remote.url`.
+    Remote,
+}
+
+/// `gateway.bind`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BindMode {
+    /// 127.0.0.1 only.
+    #[default]
+    Loopback,
+    /// Every interface (0.0.0.0).
+    Lan,
+    /// `gateway.customBindHost`.
+    Custom,
+    /// Tailscale address (not supported by Homarus; refused at start).
+    Tailnet,
+    /// Let the gateway pick (treated as loopback).
+    Auto,
+}
+
+/// A TCP port, 1–65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(transparent)]
+pub struct Port(#[schemars(range(min = 1, max = 65535))] pub u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PortVisitor;
+        impl Visitor<'_> for PortVisitor {
+            type Value = Port;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an integer 1-65535")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Port, E> {
+                match u16::try_from(v) {
+                    Ok(p) if p > 0 => Ok(Port(p)),
+                    _ => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Port, E> {
+                Err(E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Port, E> {
+                if v.fract() == 0.0 && v >= 1.0 && v <= 65535.0 {
+                    return Ok(Port(v as u16));
+                }
+                Err(E::invalid_value(de::Unexpected::Float(v), &self))
+            }
+        }
+        d.deserialize_any(PortVisitor)
+    }
+}
+
+/// `gateway.auth`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayAuthConfig {
+    /// `token` (default), `password` or `none`. `none` is refused on a non-loopback bind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<AuthMode>,
+    /// Shared token clients send as `auth.token`. When unset, the gateway generates one and keeps it in
+    /// `<stateDir>/gateway-token` (mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Shared password clients send as `auth.password` (mode `password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Failed-auth rate limiting.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    /// Accept Tailscale identity headers. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_tailscale: Option<bool>,
+    /// Trusted-proxy auth settings. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_proxy: Option<Value>,
+}
+
+/// `gateway.auth.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// No authentication (trusted loopback only).
+    None,
+    /// Shared token.
+    #[default]
+    Token,
+    /// Shared password.
+    Password,
+    /// Identity from a trusted reverse proxy (not supported by Homarus; refused at start).
+    TrustedProxy,
+}
+
+/// `gateway.auth.rateLimit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Failed attempts allowed per client address within `windowMs` (default 10).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Window over which failures are counted, in ms (default 60000).
+    #[serde(default = "default_window_ms")]
+    pub window_ms: u64,
+    /// How long an address is locked out after too many failures, in ms (default 300000).
+    #[serde(default = "default_lockout_ms")]
+    pub lockout_ms: u64,
+    /// Loopback clients are never locked out (default true).
+    #[serde(default = "default_true")]
+    pub exempt_loopback: bool,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { max_attempts: 10, window_ms: 60_000, lockout_ms: 300_000, exempt_loopback: true }
+    }
+}
+
+fn default_max_attempts() -> u32 {
+    10
+}
+fn default_window_ms() -> u64 {
+    60_000
+}
+fn default_lockout_ms() -> u64 {
+    300_000
+}
+fn default_true() -> bool {
+    true
+}
+
+/// `gateway.reload`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// `hybrid` (default: apply what can be applied live, report what needs a restart), `hot`,
+    /// `restart` or `off` (no file watching).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ReloadMode>,
+    /// Quiet time after a file change before it is read, in ms (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debounce_ms: Option<u64>,
+}
+
+/// `gateway.reload.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReloadMode {
+    /// Apply live changes, flag restart-only ones.
+    #[default]
+    Hybrid,
+    /// Apply live changes only.
+    Hot,
+    /// Restart the gateway in-process on any change.
+    Restart,
+    /// Do not watch the file.
+    Off,
+}
+
+/// `logging`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// Log level filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive). Default `info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// Log file (JSON lines) that `logs.tail` serves. Default `<stateDir>/logs/homarus.log`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Console style. Accepted for compatibility.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_style: Option<String>,
+    /// Redaction of sensitive values in logs. Accepted for compatibility; Homarus always redacts secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redact_sensitive: Option<String>,
+}
+
+impl HomarusConfig {
+    /// The effective port.
+    pub fn port(&self) -> u16 {
+        self.gateway.port.map(|p| p.0).unwrap_or(18789)
+    }
+
+    /// The effective auth mode.
+    pub fn auth_mode(&self) -> AuthMode {
+        self.gateway.auth.mode.unwrap_or_default()
+    }
+
+    /// Top-level (and `gateway.*`) keys that are set but not implemented yet, for warnings.
+    pub fn unimplemented_sections(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let top: &[(&'static str, &Option<Value>)] = &[
+            ("env", &self.env), ("secrets", &self.secrets), ("auth", &self.auth), ("models", &self.models),
+            ("agents", &self.agents), ("bindings", &self.bindings), ("session", &self.session),
+            ("messages", &self.messages), ("commands", &self.commands), ("channels", &self.channels),
+            ("tools", &self.tools), ("skills", &self.skills), ("plugins", &self.plugins), ("hooks", &self.hooks),
+            ("cron", &self.cron), ("memory", &self.memory), ("browser", &self.browser), ("ui", &self.ui),
+            ("diagnostics", &self.diagnostics), ("discovery", &self.discovery), ("canvasHost", &self.canvas_host),
+            ("talk", &self.talk), ("audio", &self.audio), ("acp", &self.acp), ("mcp", &self.mcp),
+            ("update", &self.update), ("web", &self.web), ("wizard", &self.wizard), ("identity", &self.identity),
+        ];
+        let g = &self.gateway;
+        let gw: &[(&'static str, &Option<Value>)] = &[
+            ("gateway.controlUi", &g.control_ui), ("gateway.tailscale", &g.tailscale), ("gateway.tls", &g.tls),
+            ("gateway.trustedProxies", &g.trusted_proxies), ("gateway.http", &g.http), ("gateway.nodes", &g.nodes),
+            ("gateway.tools", &g.tools), ("gateway.push", &g.push),
+        ];
+        for (name, v) in top.iter().chain(gw.iter()) {
+            if v.is_some() {
+                out.push(*name);
+            }
+        }
+        out
+    }
+}
