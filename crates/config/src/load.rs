@@ -85,6 +85,11 @@ pub fn parse_str(
     Ok((parsed, config, warnings))
 }
 
+/// Parse JSON5 text into a JSON value (no validation), e.g. a `config.patch` document.
+pub fn parse_json5(src: &str, file: &str) -> Result<Value, ConfigError> {
+    json5::from_str(src).map_err(|e| syntax_error(e, file))
+}
+
 fn syntax_error(e: json5::Error, file: &str) -> ConfigError {
     let json5::Error::Message { msg, location } = e;
     let pos = location.map(|l| Pos { line: l.line, col: l.column });

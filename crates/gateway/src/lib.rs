@@ -1,1 +1,24 @@
+//! The Homarus gateway: one TCP port serving the OpenClaw WebSocket protocol (v4) and HTTP.
+//!
+//! [`Gateway::start`] loads the configuration, opens the state database, binds the port and spawns
+//! the tasks it owns (the server, the tick timer, the config watcher). [`RunningGateway::close`] runs
+//! the [`ShutdownSequence`]: named, individually time-bounded steps that end with every client closed
+//! (1012) and every owned task finished.
+mod auth;
+mod connection;
+mod dedupe;
+mod handshake;
+mod http;
+mod logs;
+mod methods;
+mod options;
+mod outbound;
+mod reload;
+mod server;
+mod shutdown;
+mod state;
 
+pub use options::{GatewayError, GatewayOptions, ResolvedAuth};
+pub use server::{Gateway, RunningGateway};
+pub use shutdown::{ShutdownReport, ShutdownSequence};
+pub use state::IMPLEMENTED_METHODS;

@@ -171,7 +171,7 @@ impl ConnectParams {
 }
 
 /// Deserialize `value` into `T`, turning serde's error into `at /json/pointer: reason`.
-pub(crate) fn from_value_with_path<T: DeserializeOwned>(value: Value) -> Result<T, String> {
+pub fn from_value_with_path<T: DeserializeOwned>(value: Value) -> Result<T, String> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let pointer = json_pointer(&err.path().to_string());
         format!("at {pointer}: {}", err.inner())

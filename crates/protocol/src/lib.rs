@@ -11,7 +11,7 @@ mod error;
 mod frame;
 mod scope;
 
-pub use connect::{parse_connect_params, AuthParams, ClientInfo, ConnectParams, DeviceParams};
+pub use connect::{from_value_with_path, parse_connect_params, AuthParams, ClientInfo, ConnectParams, DeviceParams};
 pub use constants::*;
 pub use device::{device_id_for_public_key, verify_device_signature, DeviceAuthError, SignatureVersion};
 pub use error::{ErrorCode, ErrorShape};

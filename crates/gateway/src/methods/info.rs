@@ -1,0 +1,85 @@
+//! `health`, `status` and `system-presence`: truthful snapshots of what this gateway is doing.
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::state::{now_ms, GatewayState};
+
+/// The `health` payload (also embedded in `hello-ok.snapshot.health`).
+pub fn health_payload(state: &GatewayState, duration_ms: u64) -> Value {
+    let reload = *state.reload_status.lock().unwrap_or_else(|p| p.into_inner());
+    json!({
+        "ok": true,
+        "ts": now_ms(),
+        "durationMs": duration_ms,
+        "plugins": {"loaded": [], "errors": []},
+        "configReload": {"hotReloadStatus": reload},
+        "channels": {},
+        "channelOrder": [],
+        "channelLabels": {},
+        "defaultAgentId": "main",
+        "agents": [],
+        "sessions": {"path": state.opts.database_path().display().to_string(), "count": 0, "recent": []},
+    })
+}
+
+/// `health`.
+pub fn health(state: &GatewayState) -> Value {
+    let started = Instant::now();
+    let mut v = health_payload(state, 0);
+    v["durationMs"] = json!(started.elapsed().as_millis() as u64);
+    v
+}
+
+/// `status`: runtime summary.
+pub fn status(state: &GatewayState) -> Value {
+    let cfg = state.config();
+    let clients = state.clients.lock().unwrap_or_else(|p| p.into_inner()).len();
+    json!({
+        "runtimeVersion": state.opts.version,
+        "runtime": "homarus",
+        "gateway": {
+            "pid": std::process::id(),
+            "bootId": state.boot_id,
+            "uptimeMs": state.uptime_ms(),
+            "listen": state.listen_addr.to_string(),
+            "authMode": state.auth().mode_name(),
+            "connections": clients,
+            "configPath": state.opts.config_path.display().to_string(),
+            "configExists": cfg.exists,
+            "configHash": cfg.hash,
+            "configWarnings": cfg.warnings,
+            "hotReloadStatus": *state.reload_status.lock().unwrap_or_else(|p| p.into_inner()),
+        },
+        "heartbeat": {"defaultAgentId": "main", "agents": []},
+        "channelSummary": [],
+        "queuedSystemEvents": [],
+        "sessions": {"paths": [], "count": 0, "defaults": {"model": null, "contextTokens": null}, "recent": [], "byAgent": []},
+    })
+}
+
+/// `system-presence`: this gateway, then every authenticated client.
+pub fn presence_list(state: &GatewayState) -> Vec<Value> {
+    let host = hostname();
+    let me = json!({
+        "host": host,
+        "ip": state.listen_addr.ip().to_string(),
+        "version": state.opts.version,
+        "platform": std::env::consts::OS,
+        "mode": "gateway",
+        "reason": "self",
+        "instanceId": state.boot_id,
+        "text": format!("Gateway: {host} ({}) · homarus {} · mode gateway · reason self", state.listen_addr.ip(), state.opts.version),
+        "ts": now_ms(),
+    });
+    let clients = state.clients.lock().unwrap_or_else(|p| p.into_inner());
+    std::iter::once(me).chain(clients.values().map(|c| c.presence.clone())).collect()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

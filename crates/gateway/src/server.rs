@@ -1,0 +1,143 @@
+//! Starting and closing the gateway.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use homarus_config::LoadedConfig;
+use homarus_store::Store;
+
+use crate::http::{router, AppState};
+use crate::state::{GatewayState, ShutdownNotice};
+use crate::{GatewayError, GatewayOptions, ResolvedAuth, ShutdownReport, ShutdownSequence};
+
+/// Entry point.
+pub struct Gateway;
+
+/// A started gateway. Owns its tasks; [`RunningGateway::close`] ends them all.
+pub struct RunningGateway {
+    /// The bound address (with the real port when 0 was asked).
+    pub addr: SocketAddr,
+    /// The token generated at this start (printed once by the binary), if any.
+    pub generated_token: Option<String>,
+    state: Arc<GatewayState>,
+    server: JoinHandle<()>,
+    stop_accepting: oneshot::Sender<()>,
+    watcher: Option<JoinHandle<()>>,
+    done_tx: mpsc::Sender<()>,
+    done_rx: mpsc::Receiver<()>,
+    restart_rx: mpsc::Receiver<()>,
+}
+
+/// The log file: `logging.file`, else `<stateDir>/logs/homarus.log`.
+pub fn log_file_path(opts: &GatewayOptions, cfg: &LoadedConfig) -> PathBuf {
+    cfg.config.logging.file.as_ref().map(PathBuf::from).unwrap_or_else(|| opts.state_dir.join("logs").join("homarus.log"))
+}
+
+impl Gateway {
+    /// The log file for these options and config (the binary opens it before starting).
+    pub fn log_file(opts: &GatewayOptions, cfg: &LoadedConfig) -> PathBuf {
+        log_file_path(opts, cfg)
+    }
+
+    /// Validate, bind and spawn. Fails without side effects beyond the state folder when the config
+    /// is inconsistent (e.g. a non-loopback bind without auth) or the port is taken.
+    pub async fn start(opts: GatewayOptions, loaded: LoadedConfig) -> Result<RunningGateway, GatewayError> {
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        let addr = opts.listen_addr(&loaded.config)?;
+        let (auth, generated) = ResolvedAuth::resolve(&opts, &loaded.config)?;
+        if auth == ResolvedAuth::None && !addr.ip().is_loopback() {
+            return Err(GatewayError::Config(format!(
+                "refusing to listen on {addr} without authentication: set gateway.auth.mode to \"token\" or \"password\" \
+                 (or bind to loopback)"
+            )));
+        }
+        let generated_token = match (&auth, generated) {
+            (ResolvedAuth::Token(t), true) => Some(t.clone()),
+            _ => None,
+        };
+        let store = Store::open(&opts.database_path())?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr, source })?;
+        let log_file = log_file_path(&opts, &loaded);
+        let (restart_tx, restart_rx) = mpsc::channel(1);
+        let state = Arc::new(GatewayState::new(opts, loaded, auth, store, log_file, addr, restart_tx));
+
+        let (done_tx, done_rx) = mpsc::channel(1);
+        let app = AppState { gateway: state.clone(), done: done_tx.clone() };
+        let (stop_accepting, stop_rx) = oneshot::channel::<()>();
+        let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, service).with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "HTTP server stopped with an error");
+            }
+        });
+        let watcher = crate::reload::spawn_watcher(state.clone());
+        tracing::info!(%addr, auth = state.auth().mode_name(), "gateway listening");
+        Ok(RunningGateway { addr, generated_token, state, server, stop_accepting, watcher, done_tx, done_rx, restart_rx })
+    }
+}
+
+impl RunningGateway {
+    /// Resolves when the gateway asks to be restarted in process (a config change in `restart` mode).
+    pub async fn restart_requested(&mut self) {
+        if self.restart_rx.recv().await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// The close sequence for this gateway, ready to run. Exposed so callers (and later subsystems)
+    /// can insert their own steps before running it.
+    pub fn shutdown_sequence(self, reason: &str, restart_expected_ms: Option<u64>) -> ShutdownSequence {
+        let reason = match reason.trim() {
+            "" => "gateway stopping".to_string(),
+            r => r.to_string(),
+        };
+        let RunningGateway { state, server, stop_accepting, watcher, done_tx, mut done_rx, .. } = self;
+        let mut seq = ShutdownSequence::new();
+        seq.push("config-reloader", Duration::from_secs(1), move || async move {
+            if let Some(w) = watcher {
+                w.abort();
+                let _ = w.await;
+            }
+            Ok(())
+        });
+        let st = state.clone();
+        seq.push("stop-accepting", Duration::from_secs(1), move || async move {
+            st.closing.store(true, Ordering::SeqCst);
+            let _ = stop_accepting.send(());
+            Ok(())
+        });
+        let st = state.clone();
+        seq.push("broadcast-shutdown", Duration::from_secs(1), move || async move {
+            // `send` fails only when no connection is subscribed, which is fine.
+            let _ = st.shutdown_tx.send(ShutdownNotice { reason, restart_expected_ms });
+            Ok(())
+        });
+        seq.push("close-clients", Duration::from_secs(2), move || async move {
+            drop(done_tx);
+            // Every connection holds a sender clone; `None` means all have finished.
+            let _ = done_rx.recv().await;
+            Ok(())
+        });
+        seq.push("http-server", Duration::from_secs(5), move || async move {
+            server.await.map_err(|e| format!("server task failed: {e}"))
+        });
+        seq
+    }
+
+    /// Close: run the shutdown sequence and report.
+    pub async fn close(self, reason: &str, restart_expected_ms: Option<u64>) -> ShutdownReport {
+        self.shutdown_sequence(reason, restart_expected_ms).run().await
+    }
+}

@@ -1,0 +1,171 @@
+//! State shared by every connection and request handler.
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use homarus_config::LoadedConfig;
+use homarus_protocol::{DEDUPE_MAX, DEDUPE_TTL_MS};
+use homarus_store::Store;
+
+use crate::auth::AuthRateLimiter;
+use crate::dedupe::IdempotencyCache;
+use crate::outbound::Outbound;
+use crate::{GatewayOptions, ResolvedAuth};
+
+/// Every method this gateway implements; advertised as `hello-ok.features.methods`.
+pub const IMPLEMENTED_METHODS: &[&str] = &[
+    "health",
+    "status",
+    "system-presence",
+    "logs.tail",
+    "config.get",
+    "config.schema",
+    "config.set",
+    "config.patch",
+    "config.apply",
+    "device.pair.list",
+    "device.pair.approve",
+    "device.pair.reject",
+    "device.pair.remove",
+];
+
+/// Every event this gateway emits; advertised as `hello-ok.features.events`.
+pub const EMITTED_EVENTS: &[&str] =
+    &["connect.challenge", "tick", "shutdown", "device.pair.requested", "device.pair.resolved"];
+
+/// Why the gateway is closing, as broadcast to connections.
+#[derive(Debug, Clone)]
+pub struct ShutdownNotice {
+    /// `shutdown.reason`.
+    pub reason: String,
+    /// `shutdown.restartExpectedMs`.
+    pub restart_expected_ms: Option<u64>,
+}
+
+/// One authenticated client, for presence and broadcasts.
+pub struct ClientHandle {
+    /// Its presence entry.
+    pub presence: Value,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// Its outbound queue.
+    pub outbound: Outbound,
+}
+
+/// Shared gateway state.
+pub struct GatewayState {
+    /// Start-up options.
+    pub opts: GatewayOptions,
+    /// Random id of this process start.
+    pub boot_id: String,
+    /// Monotonic start time.
+    pub started: Instant,
+    /// The configuration in force; replaced whole on reload.
+    pub config: RwLock<Arc<LoadedConfig>>,
+    /// The shared secret in force.
+    pub auth: RwLock<ResolvedAuth>,
+    /// Failed-auth counters.
+    pub rate_limiter: AuthRateLimiter,
+    /// Durable state.
+    pub store: Store,
+    /// Idempotency cache for side-effecting methods.
+    pub dedupe: IdempotencyCache,
+    /// Authenticated clients by connection number.
+    pub clients: Mutex<HashMap<u64, ClientHandle>>,
+    next_conn: AtomicU64,
+    /// The log file `logs.tail` reads.
+    pub log_file: PathBuf,
+    /// The bound address.
+    pub listen_addr: SocketAddr,
+    /// Shutdown broadcast to connections.
+    pub shutdown_tx: broadcast::Sender<ShutdownNotice>,
+    /// `health.configReload.hotReloadStatus`.
+    pub reload_status: Mutex<&'static str>,
+    /// `stateVersion.presence`.
+    pub presence_version: AtomicU64,
+    /// Serializes config writes so the `baseHash` check and the write are one step.
+    pub config_write: tokio::sync::Mutex<()>,
+    /// Asks the gateway's owner for an in-process restart (config changes in `restart` mode).
+    pub restart_tx: tokio::sync::mpsc::Sender<()>,
+    /// Set once close begins; connections that start after it close at once.
+    pub closing: std::sync::atomic::AtomicBool,
+}
+
+impl GatewayState {
+    /// Build the state.
+    pub fn new(
+        opts: GatewayOptions,
+        config: LoadedConfig,
+        auth: ResolvedAuth,
+        store: Store,
+        log_file: PathBuf,
+        listen_addr: SocketAddr,
+        restart_tx: tokio::sync::mpsc::Sender<()>,
+    ) -> Self {
+        let (shutdown_tx, _) = broadcast::channel(4);
+        Self {
+            opts,
+            boot_id: uuid::Uuid::new_v4().to_string(),
+            started: Instant::now(),
+            config: RwLock::new(Arc::new(config)),
+            auth: RwLock::new(auth),
+            rate_limiter: AuthRateLimiter::default(),
+            store,
+            dedupe: IdempotencyCache::new(Duration::from_millis(DEDUPE_TTL_MS), DEDUPE_MAX),
+            clients: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            log_file,
+            listen_addr,
+            shutdown_tx,
+            reload_status: Mutex::new("active"),
+            presence_version: AtomicU64::new(1),
+            config_write: tokio::sync::Mutex::new(()),
+            restart_tx,
+            closing: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<LoadedConfig> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The shared secret in force.
+    pub fn auth(&self) -> ResolvedAuth {
+        self.auth.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A fresh connection number.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Milliseconds since start.
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Send `event` to every client holding one of `scopes` (admin always qualifies).
+    pub fn broadcast(&self, event: &str, payload: &Value, scopes: &[&str]) {
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        for c in clients.values() {
+            let allowed = scopes.is_empty()
+                || c.scopes.iter().any(|s| s == homarus_protocol::Scope::ADMIN || scopes.contains(&s.as_str()));
+            if allowed {
+                // A slow client is dropped by its own connection task; nothing to do here.
+                let _ = c.outbound.send_event(event, payload);
+            }
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

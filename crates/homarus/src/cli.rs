@@ -1,0 +1,260 @@
+//! Command-line definitions and dispatch.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use homarus_config::{AuthMode, BindMode};
+
+/// Homarus: a small, fast personal AI agent gateway that speaks the OpenClaw protocol.
+#[derive(Parser, Debug)]
+#[command(name = "homarus", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway (default), or call it.
+    Gateway(GatewayCmd),
+    /// Gateway health (the `health` RPC).
+    Health(ClientArgs),
+    /// Gateway status (the `status` RPC).
+    Status(ClientArgs),
+    /// Read, edit, validate the configuration file, or print its schema.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Device pairing: list, approve, reject, remove.
+    #[command(subcommand)]
+    Devices(DevicesCmd),
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GatewayCmd {
+    #[command(subcommand)]
+    pub action: Option<GatewayAction>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GatewayAction {
+    /// Run the gateway in the foreground.
+    Run(RunArgs),
+    /// Call one gateway method and print its result.
+    Call {
+        /// Method name, e.g. `health`.
+        method: String,
+        /// Params as a JSON object.
+        #[arg(long)]
+        params: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// Port for WebSocket and HTTP (default: gateway.port, else 18789; 0 picks a free port).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Listen on loopback (default), lan (all interfaces) or custom (--host).
+    #[arg(long, value_enum)]
+    pub bind: Option<BindArg>,
+    /// IP address for --bind custom.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Authentication mode.
+    #[arg(long, value_enum)]
+    pub auth: Option<AuthArg>,
+    /// Shared token (default: gateway.auth.token, else a generated one).
+    #[arg(long, env = "HOMARUS_GATEWAY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Shared password (with --auth password).
+    #[arg(long, env = "HOMARUS_GATEWAY_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Accepted for OpenClaw compatibility; Homarus always starts on its embedded defaults.
+    #[arg(long, hide = true)]
+    pub allow_unconfigured: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum BindArg {
+    Loopback,
+    Lan,
+    Custom,
+}
+
+impl From<BindArg> for BindMode {
+    fn from(b: BindArg) -> Self {
+        match b {
+            BindArg::Loopback => BindMode::Loopback,
+            BindArg::Lan => BindMode::Lan,
+            BindArg::Custom => BindMode::Custom,
+        }
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum AuthArg {
+    None,
+    Token,
+    Password,
+}
+
+impl From<AuthArg> for AuthMode {
+    fn from(a: AuthArg) -> Self {
+        match a {
+            AuthArg::None => AuthMode::None,
+            AuthArg::Token => AuthMode::Token,
+            AuthArg::Password => AuthMode::Password,
+        }
+    }
+}
+
+/// How a client command reaches the gateway.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClientArgs {
+    /// Gateway WebSocket URL (default: ws://127.0.0.1:<gateway.port>).
+    #[arg(long, env = "HOMARUS_GATEWAY_URL")]
+    pub url: Option<String>,
+    /// Gateway token (default: HOMARUS_GATEWAY_TOKEN, gateway.auth.token, or the generated token file).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Gateway password.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Give up after this many milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout: u64,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Print the config (or one dotted key) from the file, secrets redacted.
+    Get {
+        /// Dotted key, e.g. gateway.port.
+        key: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a dotted key (value parsed as JSON5, else taken as a string); validated before writing.
+    Set {
+        /// Dotted key.
+        key: String,
+        /// Value.
+        value: String,
+    },
+    /// Remove a dotted key.
+    Unset {
+        /// Dotted key.
+        key: String,
+    },
+    /// Validate the config file.
+    Validate {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the config file path.
+    File,
+    /// Print the JSON Schema; --check fails if the checked-in schema or docs drifted, --write regenerates them.
+    Schema {
+        /// Compare schema/homarus.schema.json and docs/configuration.md with the code.
+        #[arg(long, conflicts_with = "write")]
+        check: bool,
+        /// Regenerate schema/homarus.schema.json and docs/configuration.md.
+        #[arg(long)]
+        write: bool,
+        /// Repository root holding schema/ and docs/ (default: current folder).
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DevicesCmd {
+    /// Pending requests and paired devices.
+    List(ClientArgs),
+    /// Approve a pending request.
+    Approve {
+        /// The request id from `devices list`.
+        request_id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Reject a pending request.
+    Reject {
+        /// The request id from `devices list`.
+        request_id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove a paired device.
+    Remove {
+        /// The device id.
+        device_id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+impl Cli {
+    /// Whether errors should be printed as JSON.
+    pub fn wants_json(&self) -> bool {
+        match &self.command {
+            Command::Health(c) | Command::Status(c) => c.json,
+            Command::Gateway(GatewayCmd { action: Some(GatewayAction::Call { client, .. }), .. }) => client.json,
+            Command::Devices(
+                DevicesCmd::List(client)
+                | DevicesCmd::Approve { client, .. }
+                | DevicesCmd::Reject { client, .. }
+                | DevicesCmd::Remove { client, .. },
+            ) => client.json,
+            Command::Config(ConfigCmd::Get { json, .. } | ConfigCmd::Validate { json }) => *json,
+            _ => false,
+        }
+    }
+}
+
+/// Run the parsed command.
+pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    use crate::client::call_and_print;
+    match cli.command {
+        Command::Gateway(GatewayCmd { action: None, run }) | Command::Gateway(GatewayCmd { action: Some(GatewayAction::Run(run)), .. }) => {
+            crate::run::run_gateway(run).await
+        }
+        Command::Gateway(GatewayCmd { action: Some(GatewayAction::Call { method, params, client }), .. }) => {
+            let params = match params {
+                Some(p) => Some(serde_json::from_str(&p).map_err(|e| anyhow::anyhow!("--params is not valid JSON: {e}"))?),
+                None => None,
+            };
+            call_and_print(&client, &method, params).await
+        }
+        Command::Health(c) => call_and_print(&c, "health", None).await,
+        Command::Status(c) => call_and_print(&c, "status", None).await,
+        Command::Devices(d) => {
+            let (client, method, params) = match d {
+                DevicesCmd::List(c) => (c, "device.pair.list", None),
+                DevicesCmd::Approve { request_id, client } => {
+                    (client, "device.pair.approve", Some(serde_json::json!({"requestId": request_id})))
+                }
+                DevicesCmd::Reject { request_id, client } => {
+                    (client, "device.pair.reject", Some(serde_json::json!({"requestId": request_id})))
+                }
+                DevicesCmd::Remove { device_id, client } => {
+                    (client, "device.pair.remove", Some(serde_json::json!({"deviceId": device_id})))
+                }
+            };
+            call_and_print(&client, method, params).await
+        }
+        Command::Config(c) => crate::config_cmd::run(c),
+    }
+}
