@@ -147,9 +147,11 @@ pub struct GatewayConfig {
     /// TLS. Accepted; not yet implemented by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Value>,
-    /// Trusted reverse proxies. Accepted; not yet implemented by Homarus.
+    /// IP addresses of reverse proxies in front of the gateway. A connection from one of them is
+    /// attributed to the last address in its `X-Forwarded-For` header (for loopback checks, pairing
+    /// and rate limiting). Exact addresses only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trusted_proxies: Option<Value>,
+    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
     /// HTTP endpoints (OpenAI-compatible APIs). Accepted; not yet implemented by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<Value>,
@@ -374,7 +376,7 @@ impl HomarusConfig {
         let g = &self.gateway;
         let gw: &[(&'static str, &Option<Value>)] = &[
             ("gateway.controlUi", &g.control_ui), ("gateway.tailscale", &g.tailscale), ("gateway.tls", &g.tls),
-            ("gateway.trustedProxies", &g.trusted_proxies), ("gateway.http", &g.http), ("gateway.nodes", &g.nodes),
+            ("gateway.http", &g.http), ("gateway.nodes", &g.nodes),
             ("gateway.tools", &g.tools), ("gateway.push", &g.push),
         ];
         for (name, v) in top.iter().chain(gw.iter()) {

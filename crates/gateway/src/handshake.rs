@@ -56,9 +56,12 @@ pub struct Peer {
 }
 
 enum SharedAuth {
+    /// The shared secret matched (or auth mode is `none`); the value names the method.
     Ok(&'static str),
+    /// No shared secret was presented.
     Missing,
-    Failed(Refusal),
+    /// A shared secret was presented and is wrong (`token` or `password`).
+    Mismatch(&'static str),
 }
 
 /// Decide on a `connect` request.
@@ -82,12 +85,7 @@ pub fn accept(state: &GatewayState, params: Option<&Value>, peer: &Peer) -> Resu
     let role = p.role().to_string();
     let requested: Vec<String> = p.scopes.clone().unwrap_or_default();
     let loopback = peer.ip.is_loopback();
-    // `Some(method)` when a shared secret authenticated the client, `None` when none was presented.
-    let shared = match check_shared_secret(state, &p, peer.ip) {
-        SharedAuth::Ok(method) => Some(method),
-        SharedAuth::Missing => None,
-        SharedAuth::Failed(refusal) => return Err(refusal),
-    };
+    let shared = check_shared_secret(state, &p);
 
     // Device identity: verify, then pair (silently on loopback) or look up.
     if p.device.is_some() {
@@ -96,8 +94,12 @@ pub fn accept(state: &GatewayState, params: Option<&Value>, peer: &Peer) -> Resu
         return accept_device(state, p, role, requested, loopback, shared, peer);
     }
 
-    let Some(method) = shared else {
-        return Err(refuse(ErrorCode::NotPaired, "device identity required", json!({"code": "DEVICE_IDENTITY_REQUIRED"})));
+    let method = match shared {
+        SharedAuth::Ok(method) => method,
+        SharedAuth::Mismatch(kind) => return Err(mismatch(state, peer.ip, kind, &p.client.id)),
+        SharedAuth::Missing => {
+            return Err(refuse(ErrorCode::NotPaired, "device identity required", json!({"code": "DEVICE_IDENTITY_REQUIRED"})));
+        }
     };
     let is_ui = matches!(p.client.id.as_str(), "openclaw-control-ui" | "openclaw-tui" | "webchat-ui" | "webchat")
         || matches!(p.client.mode.as_str(), "ui" | "webchat");
@@ -136,20 +138,25 @@ fn negotiate(p: &ConnectParams) -> Result<(), Refusal> {
     })
 }
 
-fn check_shared_secret(state: &GatewayState, p: &ConnectParams, ip: IpAddr) -> SharedAuth {
+fn check_shared_secret(state: &GatewayState, p: &ConnectParams) -> SharedAuth {
     let auth = p.auth.clone().unwrap_or_default();
     let (given, expected, kind) = match state.auth() {
         ResolvedAuth::None => return SharedAuth::Ok("none"),
         ResolvedAuth::Token(t) => (auth.token, t, "token"),
         ResolvedAuth::Password(pw) => (auth.password, pw, "password"),
     };
-    let Some(given) = given.filter(|g| !g.is_empty()) else { return SharedAuth::Missing };
-    if secrets_equal(&given, &expected) {
-        return SharedAuth::Ok(kind);
+    match given.filter(|g| !g.is_empty()) {
+        None => SharedAuth::Missing,
+        Some(g) if secrets_equal(&g, &expected) => SharedAuth::Ok(kind),
+        Some(_) => SharedAuth::Mismatch(kind),
     }
+}
+
+/// Refuse a wrong shared secret, counting it against the client's address.
+fn mismatch(state: &GatewayState, ip: IpAddr, kind: &'static str, client_id: &str) -> Refusal {
     let cfg = state.config();
     let lock = state.rate_limiter.record_failure(ip, &cfg.config.gateway.auth.rate_limit);
-    tracing::warn!(%ip, client = %p.client.id, "connect refused: gateway {kind} mismatch");
+    tracing::warn!(%ip, client = %client_id, "connect refused: gateway {kind} mismatch");
     let (code, reason) = if kind == "token" {
         ("AUTH_TOKEN_MISMATCH", "token_mismatch")
     } else {
@@ -163,7 +170,7 @@ fn check_shared_secret(state: &GatewayState, p: &ConnectParams, ip: IpAddr) -> S
     if let Some(lock) = lock {
         r.error = r.error.with_retry_after(lock.as_millis() as u64);
     }
-    SharedAuth::Failed(r)
+    r
 }
 
 fn accept_device(
@@ -172,7 +179,7 @@ fn accept_device(
     role: String,
     requested: Vec<String>,
     loopback: bool,
-    shared: Option<&'static str>,
+    shared: SharedAuth,
     peer: &Peer,
 ) -> Result<Session, Refusal> {
     let Some(device) = p.device.clone() else { return Err(refuse(ErrorCode::InvalidRequest, "device missing", json!({}))) };
@@ -181,25 +188,29 @@ fn accept_device(
         Refusal { error: ErrorShape::unavailable("state database unavailable; retry"), close_code: CLOSE_POLICY_VIOLATION }
     };
     let existing = state.store.device(&device.id).map_err(store_err)?;
-    let device_token = p.auth.as_ref().and_then(|a| a.device_token.clone()).filter(|t| !t.is_empty());
     let paired = existing.filter(|d| d.status == DeviceStatus::Paired && d.public_key == device.public_key);
 
-    // Authentication: the shared secret, or a device token matching the paired device.
-    let method = match (&shared, &paired, &device_token) {
-        (Some(m), _, _) => *m,
-        (_, Some(d), Some(tok)) => match &d.token_hash {
-            Some(h) if secrets_equal(&sha256_hex(tok), h) => "device-token",
-            _ => {
-                let cfg = state.config();
-                state.rate_limiter.record_failure(peer.ip, &cfg.config.gateway.auth.rate_limit);
-                return Err(refuse(
-                    ErrorCode::InvalidRequest,
-                    "unauthorized: device token mismatch (re-pair the device or use the gateway token)",
-                    json!({"code": "AUTH_DEVICE_TOKEN_MISMATCH", "authReason": "device_token_mismatch", "recommendedNextStep": "update_auth_credentials"}),
-                ));
-            }
-        },
-        _ => {
+    // Authentication: a device token of the paired device (clients send it as `auth.deviceToken`, or,
+    // like openclaw-node, as `auth.token`), else the shared secret.
+    let auth = p.auth.clone().unwrap_or_default();
+    let device_token_ok = paired.as_ref().and_then(|d| d.token_hash.as_deref()).is_some_and(|hash| {
+        [&auth.device_token, &auth.token].into_iter().flatten().any(|t| !t.is_empty() && secrets_equal(&sha256_hex(t), hash))
+    });
+    let device_token = auth.device_token.filter(|t| !t.is_empty());
+    let method = match shared {
+        _ if device_token_ok => "device-token",
+        SharedAuth::Ok(m) => m,
+        SharedAuth::Mismatch(kind) => return Err(mismatch(state, peer.ip, kind, &p.client.id)),
+        SharedAuth::Missing if device_token.is_some() => {
+            let cfg = state.config();
+            state.rate_limiter.record_failure(peer.ip, &cfg.config.gateway.auth.rate_limit);
+            return Err(refuse(
+                ErrorCode::InvalidRequest,
+                "unauthorized: device token mismatch (re-pair the device or use the gateway token)",
+                json!({"code": "AUTH_DEVICE_TOKEN_MISMATCH", "authReason": "device_token_mismatch", "recommendedNextStep": "update_auth_credentials"}),
+            ));
+        }
+        SharedAuth::Missing => {
             return Err(refuse(
                 ErrorCode::InvalidRequest,
                 "unauthorized: gateway token missing (pass the gateway token or a device token)",
@@ -229,8 +240,9 @@ fn accept_device(
             // Paired: grant what was asked within what was approved (loopback may widen silently).
             let scopes: Vec<String> =
                 if loopback { requested } else { requested.into_iter().filter(|s| d.scopes.contains(s)).collect() };
-            // A device approved by an operator gets its token on its first connect after approval.
-            let issued = if d.token_hash.is_none() || (loopback && method != "device-token" && device_token.is_none()) {
+            // A device approved by an operator gets its token on its first connect after approval; a
+            // loopback device that authenticated with the shared secret gets a fresh one.
+            let issued = if d.token_hash.is_none() || (loopback && method != "device-token") {
                 let tok = random_token();
                 state.store.pair(None, &d.device_id, d.approved_via.as_deref().unwrap_or("manual"), Some(&sha256_hex(&tok)), now).map_err(store_err)?;
                 Some((tok, now))

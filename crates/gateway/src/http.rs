@@ -1,11 +1,11 @@
 //! HTTP routes on the gateway port: liveness/readiness probes and the WebSocket upgrade.
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::ws::{WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -48,9 +48,26 @@ async fn ready(State(app): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// The client's address: the socket peer, or, when the peer is a trusted proxy, the last address
+/// of `X-Forwarded-For` (the one the proxy itself appended).
+fn client_addr(app: &AppState, peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
+    let cfg = app.gateway.config();
+    let trusted = cfg.config.gateway.trusted_proxies.as_deref().unwrap_or_default();
+    if !trusted.contains(&peer.ip()) {
+        return peer;
+    }
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+    forwarded.map(|ip| SocketAddr::new(ip, 0)).unwrap_or(peer)
+}
+
 async fn root(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(ws) = ws else {
@@ -61,6 +78,7 @@ async fn root(
     if app.gateway.closing.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "gateway is shutting down\n").into_response();
     }
+    let peer = client_addr(&app, peer, &headers);
     let state = app.gateway.clone();
     let done = app.done.clone();
     ws.max_message_size(MAX_PAYLOAD_BYTES)

@@ -120,9 +120,11 @@ fn reload_from_disk(state: &GatewayState) {
         Ok(loaded) => {
             tracing::info!(path = %path.display(), "config file changed; applying");
             apply(state, loaded);
+            *state.last_reload_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
         Err(e) => {
             tracing::error!(error = %e, "config reload rejected; keeping the running config");
+            *state.last_reload_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
         }
     }
 }

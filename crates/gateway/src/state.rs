@@ -95,6 +95,8 @@ pub struct GatewayState {
     pub restart_tx: tokio::sync::mpsc::Sender<()>,
     /// Set once close begins; connections that start after it close at once.
     pub closing: std::sync::atomic::AtomicBool,
+    /// Why the last config file reload was rejected (cleared by a good reload).
+    pub last_reload_error: Mutex<Option<String>>,
 }
 
 impl GatewayState {
@@ -128,6 +130,7 @@ impl GatewayState {
             config_write: tokio::sync::Mutex::new(()),
             restart_tx,
             closing: std::sync::atomic::AtomicBool::new(false),
+            last_reload_error: Mutex::new(None),
         }
     }
 

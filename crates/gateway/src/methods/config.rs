@@ -176,10 +176,10 @@ pub async fn patch(state: &Arc<GatewayState>, p: PatchParams) -> Result<Value, E
 async fn commit(state: &Arc<GatewayState>, doc: &Value) -> Result<Value, ErrorShape> {
     let text = serde_json::to_string_pretty(doc).unwrap_or_default() + "\n";
     let path = state.opts.config_path.clone();
-    let label = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let env = |n: &str| std::env::var(n).ok();
-    // Validate exactly as a load would; a rejected edit changes nothing.
-    parse_str(&text, &label, &env).map_err(|e| {
+    // Validate exactly as a load would; a rejected edit changes nothing. No file label: a line number
+    // in the candidate text (which the caller never saw) would mislead; the key path is what matters.
+    parse_str(&text, "", &env).map_err(|e| {
         let mut err = ErrorShape::invalid(format!("invalid config: {e}"));
         if let Some(key) = e.key() {
             err = err.with_details(json!({"code": "CONFIG_INVALID", "path": key}));

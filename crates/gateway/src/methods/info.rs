@@ -50,6 +50,7 @@ pub fn status(state: &GatewayState) -> Value {
             "configHash": cfg.hash,
             "configWarnings": cfg.warnings,
             "hotReloadStatus": *state.reload_status.lock().unwrap_or_else(|p| p.into_inner()),
+            "lastReloadError": *state.last_reload_error.lock().unwrap_or_else(|p| p.into_inner()),
         },
         "heartbeat": {"defaultAgentId": "main", "agents": []},
         "channelSummary": [],

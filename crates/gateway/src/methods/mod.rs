@@ -38,6 +38,9 @@ pub async fn dispatch(
     if !IMPLEMENTED_METHODS.contains(&method) {
         return Err(ErrorShape::invalid(format!("unknown method: {method}")));
     }
+    if params.is_some_and(|p| !p.is_object() && !p.is_null()) {
+        return Err(ErrorShape::invalid("invalid params: at /: must be object"));
+    }
     if ctx.role != "operator" {
         return Err(ErrorShape::new(ErrorCode::Forbidden, format!("role {} may not call {method}", ctx.role)));
     }
