@@ -13,8 +13,13 @@ pub const REDACTED: &str = "__OPENCLAW_REDACTED__";
 
 fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    k == "token" || k == "password" || k == "apikey" || k == "secret" || k.ends_with("token") && k != "maxtokens"
-        || k.ends_with("secret") || k.ends_with("password")
+    k == "token"
+        || k == "password"
+        || k == "apikey"
+        || k == "secret"
+        || k.ends_with("token") && k != "maxtokens"
+        || k.ends_with("secret")
+        || k.ends_with("password")
 }
 
 /// Replace every secret-looking value (tokens, passwords, API keys) with [`REDACTED`].
@@ -84,7 +89,12 @@ pub fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<(), String>
         if !cur.is_object() {
             return Err(format!("{}: is not an object", parts[..i].join(".")));
         }
-        cur = cur.as_object_mut().into_iter().next().map(|m| m.entry(*p).or_insert(Value::Object(Map::new()))).ok_or("unreachable")?;
+        cur = cur
+            .as_object_mut()
+            .into_iter()
+            .next()
+            .map(|m| m.entry(*p).or_insert(Value::Object(Map::new())))
+            .ok_or("unreachable")?;
     }
     match cur.as_object_mut() {
         Some(map) => {
@@ -158,7 +168,8 @@ mod tests {
 
     #[test]
     fn redaction_round_trips() {
-        let doc = json!({"gateway":{"auth":{"token":"abc","mode":"token"}},"models":{"p":{"apiKey":"k","maxTokens":5}}});
+        let doc =
+            json!({"gateway":{"auth":{"token":"abc","mode":"token"}},"models":{"p":{"apiKey":"k","maxTokens":5}}});
         let mut red = redact(&doc);
         assert_eq!(red["gateway"]["auth"]["token"], REDACTED);
         assert_eq!(red["models"]["p"]["apiKey"], REDACTED);

@@ -80,7 +80,9 @@ pub fn parse_str(
     let warnings = config
         .unimplemented_sections()
         .into_iter()
-        .map(|s| format!("{s}: accepted for OpenClaw compatibility but not implemented by Homarus yet; it has no effect"))
+        .map(|s| {
+            format!("{s}: accepted for OpenClaw compatibility but not implemented by Homarus yet; it has no effect")
+        })
         .collect();
     Ok((parsed, config, warnings))
 }
@@ -93,7 +95,11 @@ pub fn parse_json5(src: &str, file: &str) -> Result<Value, ConfigError> {
 fn syntax_error(e: json5::Error, file: &str) -> ConfigError {
     let json5::Error::Message { msg, location } = e;
     let pos = location.map(|l| Pos { line: l.line, col: l.column });
-    ConfigError::Syntax { file: file.to_string(), pos, message: format!("invalid JSON5: {}", msg.lines().next().unwrap_or("")) }
+    ConfigError::Syntax {
+        file: file.to_string(),
+        pos,
+        message: format!("invalid JSON5: {}", msg.lines().next().unwrap_or("")),
+    }
 }
 
 fn invalid(key: &str, message: String, file: &str, locations: &Locations) -> ConfigError {
@@ -121,7 +127,12 @@ fn substitute_env(
     match v {
         Value::String(s) if s.contains("${") => {
             *s = expand(s, env).map_err(|name| {
-                invalid(path, format!("environment variable {name} is not set (referenced as ${{{name}}})"), file, locations)
+                invalid(
+                    path,
+                    format!("environment variable {name} is not set (referenced as ${{{name}}})"),
+                    file,
+                    locations,
+                )
             })?;
         }
         Value::Array(items) => {
@@ -274,7 +285,10 @@ mod tests {
         assert_eq!(cfg.gateway.auth.password.as_deref(), Some("${TOK}"));
         assert_eq!(parsed["gateway"]["auth"]["token"], "${TOK}");
         let e = parse_str("{gateway:{auth:{token:'${MISSING}'}}}", "h.json", &env).unwrap_err().to_string();
-        assert_eq!(e, "gateway.auth.token: environment variable MISSING is not set (referenced as ${MISSING}) at h.json:1:23");
+        assert_eq!(
+            e,
+            "gateway.auth.token: environment variable MISSING is not set (referenced as ${MISSING}) at h.json:1:23"
+        );
     }
 
     #[test]

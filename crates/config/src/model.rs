@@ -216,7 +216,7 @@ impl<'de> Deserialize<'de> for Port {
                 Err(E::invalid_value(de::Unexpected::Signed(v), &self))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Port, E> {
-                if v.fract() == 0.0 && v >= 1.0 && v <= 65535.0 {
+                if v.fract() == 0.0 && (1.0..=65535.0).contains(&v) {
                     return Ok(Port(v as u16));
                 }
                 Err(E::invalid_value(de::Unexpected::Float(v), &self))
@@ -364,20 +364,45 @@ impl HomarusConfig {
     pub fn unimplemented_sections(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
         let top: &[(&'static str, &Option<Value>)] = &[
-            ("env", &self.env), ("secrets", &self.secrets), ("auth", &self.auth), ("models", &self.models),
-            ("agents", &self.agents), ("bindings", &self.bindings), ("session", &self.session),
-            ("messages", &self.messages), ("commands", &self.commands), ("channels", &self.channels),
-            ("tools", &self.tools), ("skills", &self.skills), ("plugins", &self.plugins), ("hooks", &self.hooks),
-            ("cron", &self.cron), ("memory", &self.memory), ("browser", &self.browser), ("ui", &self.ui),
-            ("diagnostics", &self.diagnostics), ("discovery", &self.discovery), ("canvasHost", &self.canvas_host),
-            ("talk", &self.talk), ("audio", &self.audio), ("acp", &self.acp), ("mcp", &self.mcp),
-            ("update", &self.update), ("web", &self.web), ("wizard", &self.wizard), ("identity", &self.identity),
+            ("env", &self.env),
+            ("secrets", &self.secrets),
+            ("auth", &self.auth),
+            ("models", &self.models),
+            ("agents", &self.agents),
+            ("bindings", &self.bindings),
+            ("session", &self.session),
+            ("messages", &self.messages),
+            ("commands", &self.commands),
+            ("channels", &self.channels),
+            ("tools", &self.tools),
+            ("skills", &self.skills),
+            ("plugins", &self.plugins),
+            ("hooks", &self.hooks),
+            ("cron", &self.cron),
+            ("memory", &self.memory),
+            ("browser", &self.browser),
+            ("ui", &self.ui),
+            ("diagnostics", &self.diagnostics),
+            ("discovery", &self.discovery),
+            ("canvasHost", &self.canvas_host),
+            ("talk", &self.talk),
+            ("audio", &self.audio),
+            ("acp", &self.acp),
+            ("mcp", &self.mcp),
+            ("update", &self.update),
+            ("web", &self.web),
+            ("wizard", &self.wizard),
+            ("identity", &self.identity),
         ];
         let g = &self.gateway;
         let gw: &[(&'static str, &Option<Value>)] = &[
-            ("gateway.controlUi", &g.control_ui), ("gateway.tailscale", &g.tailscale), ("gateway.tls", &g.tls),
-            ("gateway.http", &g.http), ("gateway.nodes", &g.nodes),
-            ("gateway.tools", &g.tools), ("gateway.push", &g.push),
+            ("gateway.controlUi", &g.control_ui),
+            ("gateway.tailscale", &g.tailscale),
+            ("gateway.tls", &g.tls),
+            ("gateway.http", &g.http),
+            ("gateway.nodes", &g.nodes),
+            ("gateway.tools", &g.tools),
+            ("gateway.push", &g.push),
         ];
         for (name, v) in top.iter().chain(gw.iter()) {
             if v.is_some() {

@@ -51,7 +51,11 @@ fn type_name(root: &Value, node: &Value) -> String {
     if let Some(variants) = node.get("oneOf").or_else(|| node.get("anyOf")).and_then(Value::as_array) {
         let names: Vec<String> = variants
             .iter()
-            .filter_map(|v| v.get("const").or_else(|| v.get("enum").and_then(|e| e.get(0))).map(|c| format!("`{}`", c.as_str().unwrap_or(""))))
+            .filter_map(|v| {
+                v.get("const")
+                    .or_else(|| v.get("enum").and_then(|e| e.get(0)))
+                    .map(|c| format!("`{}`", c.as_str().unwrap_or("")))
+            })
             .collect();
         if !names.is_empty() {
             return names.join(" \\| ");
@@ -62,7 +66,9 @@ fn type_name(root: &Value, node: &Value) -> String {
     }
     match node.get("type") {
         Some(Value::String(t)) => t.clone(),
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect::<Vec<_>>().join(" \\| "),
+        Some(Value::Array(ts)) => {
+            ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect::<Vec<_>>().join(" \\| ")
+        }
         _ => "any".into(),
     }
 }

@@ -256,7 +256,8 @@ async fn handle_request(state: &Arc<GatewayState>, ctx: &CallContext<'_>, text: 
                 outbound.close(CLOSE_POLICY_VIOLATION, "invalid frame");
                 return false;
             };
-            let _ = outbound.send_text(ResponseFrame::err_json(&id, &homarus_protocol::ErrorShape::invalid(e.to_string())));
+            let _ =
+                outbound.send_text(ResponseFrame::err_json(&id, &homarus_protocol::ErrorShape::invalid(e.to_string())));
             return true;
         }
     };

@@ -11,11 +11,14 @@ use homarus_protocol::ErrorShape;
 /// A cached outcome.
 pub type CachedOutcome = Result<Value, ErrorShape>;
 
+/// Entries by key, plus keys in insertion order for eviction.
+type Entries = (HashMap<String, (Instant, CachedOutcome)>, VecDeque<String>);
+
 /// Time- and size-bounded map from `method:idempotencyKey` to the response sent.
 pub struct IdempotencyCache {
     ttl: Duration,
     max: usize,
-    inner: Mutex<(HashMap<String, (Instant, CachedOutcome)>, VecDeque<String>)>,
+    inner: Mutex<Entries>,
 }
 
 impl IdempotencyCache {

@@ -18,14 +18,17 @@ use crate::ResolvedAuth;
 /// A refused `connect`: the error to answer with and the close code that follows.
 #[derive(Debug)]
 pub struct Refusal {
-    /// The `res` error.
-    pub error: ErrorShape,
+    /// The `res` error (boxed: refusals are rare and the shape is large).
+    pub error: Box<ErrorShape>,
     /// WebSocket close code.
     pub close_code: u16,
 }
 
 fn refuse(code: ErrorCode, message: impl Into<String>, details: Value) -> Refusal {
-    Refusal { error: ErrorShape::new(code, message).with_details(details), close_code: CLOSE_POLICY_VIOLATION }
+    Refusal {
+        error: Box::new(ErrorShape::new(code, message).with_details(details)),
+        close_code: CLOSE_POLICY_VIOLATION,
+    }
 }
 
 /// An accepted client.
@@ -67,7 +70,11 @@ enum SharedAuth {
 /// Decide on a `connect` request.
 pub fn accept(state: &GatewayState, params: Option<&Value>, peer: &Peer) -> Result<Session, Refusal> {
     let p = parse_connect_params(params).map_err(|e| {
-        refuse(ErrorCode::InvalidRequest, format!("invalid connect params: {e}"), json!({"code": "INVALID_CONNECT_PARAMS"}))
+        refuse(
+            ErrorCode::InvalidRequest,
+            format!("invalid connect params: {e}"),
+            json!({"code": "INVALID_CONNECT_PARAMS"}),
+        )
     })?;
     negotiate(&p)?;
     let cfg = state.config();
@@ -79,7 +86,7 @@ pub fn accept(state: &GatewayState, params: Option<&Value>, peer: &Peer) -> Resu
             "unauthorized: too many failed authentication attempts (retry later)",
             json!({"code": "AUTH_RATE_LIMITED", "authReason": "rate_limited", "recommendedNextStep": "wait_then_retry"}),
         );
-        e.error = e.error.with_retry_after(ms);
+        e.error = Box::new(e.error.with_retry_after(ms));
         return Err(e);
     }
     let role = p.role().to_string();
@@ -89,8 +96,9 @@ pub fn accept(state: &GatewayState, params: Option<&Value>, peer: &Peer) -> Resu
 
     // Device identity: verify, then pair (silently on loopback) or look up.
     if p.device.is_some() {
-        verify_device_signature(&p, &peer.nonce, now_ms(), DEVICE_SIGNATURE_MAX_SKEW_MS)
-            .map_err(|e| refuse(ErrorCode::InvalidRequest, e.to_string(), json!({"code": e.code(), "reason": e.reason()})))?;
+        verify_device_signature(&p, &peer.nonce, now_ms(), DEVICE_SIGNATURE_MAX_SKEW_MS).map_err(|e| {
+            refuse(ErrorCode::InvalidRequest, e.to_string(), json!({"code": e.code(), "reason": e.reason()}))
+        })?;
         return accept_device(state, p, role, requested, loopback, shared, peer);
     }
 
@@ -98,7 +106,11 @@ pub fn accept(state: &GatewayState, params: Option<&Value>, peer: &Peer) -> Resu
         SharedAuth::Ok(method) => method,
         SharedAuth::Mismatch(kind) => return Err(mismatch(state, peer.ip, kind, &p.client.id)),
         SharedAuth::Missing => {
-            return Err(refuse(ErrorCode::NotPaired, "device identity required", json!({"code": "DEVICE_IDENTITY_REQUIRED"})));
+            return Err(refuse(
+                ErrorCode::NotPaired,
+                "device identity required",
+                json!({"code": "DEVICE_IDENTITY_REQUIRED"}),
+            ));
         }
     };
     let is_ui = matches!(p.client.id.as_str(), "openclaw-control-ui" | "openclaw-tui" | "webchat-ui" | "webchat")
@@ -113,7 +125,15 @@ pub fn accept(state: &GatewayState, params: Option<&Value>, peer: &Peer) -> Resu
     // Device-less: a probe gets no scopes; a local client keeps what it asked for; a remote one, none.
     let scopes = if p.client.mode == "probe" || !loopback { Vec::new() } else { requested };
     state.rate_limiter.record_success(peer.ip);
-    Ok(Session { params: p, role, scopes, device_id: None, issued_token: None, auth_method: method, connect_request_id: String::new() })
+    Ok(Session {
+        params: p,
+        role,
+        scopes,
+        device_id: None,
+        issued_token: None,
+        auth_method: method,
+        connect_request_id: String::new(),
+    })
 }
 
 fn negotiate(p: &ConnectParams) -> Result<(), Refusal> {
@@ -127,13 +147,13 @@ fn negotiate(p: &ConnectParams) -> Result<(), Refusal> {
         return Ok(());
     }
     Err(Refusal {
-        error: ErrorShape::invalid("protocol mismatch").with_details(json!({
+        error: Box::new(ErrorShape::invalid("protocol mismatch").with_details(json!({
             "code": "PROTOCOL_MISMATCH",
             "clientMinProtocol": p.min_protocol,
             "clientMaxProtocol": p.max_protocol,
             "expectedProtocol": PROTOCOL_VERSION,
             "minimumProbeProtocol": MIN_PROBE_PROTOCOL_VERSION,
-        })),
+        }))),
         close_code: CLOSE_PROTOCOL_ERROR,
     })
 }
@@ -168,7 +188,7 @@ fn mismatch(state: &GatewayState, ip: IpAddr, kind: &'static str, client_id: &st
         json!({"code": code, "authReason": reason, "canRetryWithDeviceToken": false, "recommendedNextStep": "update_auth_credentials"}),
     );
     if let Some(lock) = lock {
-        r.error = r.error.with_retry_after(lock.as_millis() as u64);
+        r.error = Box::new(r.error.with_retry_after(lock.as_millis() as u64));
     }
     r
 }
@@ -182,10 +202,15 @@ fn accept_device(
     shared: SharedAuth,
     peer: &Peer,
 ) -> Result<Session, Refusal> {
-    let Some(device) = p.device.clone() else { return Err(refuse(ErrorCode::InvalidRequest, "device missing", json!({}))) };
+    let Some(device) = p.device.clone() else {
+        return Err(refuse(ErrorCode::InvalidRequest, "device missing", json!({})));
+    };
     let store_err = |e: homarus_store::StoreError| {
         tracing::error!(error = %e, "state database error during connect");
-        Refusal { error: ErrorShape::unavailable("state database unavailable; retry"), close_code: CLOSE_POLICY_VIOLATION }
+        Refusal {
+            error: Box::new(ErrorShape::unavailable("state database unavailable; retry")),
+            close_code: CLOSE_POLICY_VIOLATION,
+        }
     };
     let existing = state.store.device(&device.id).map_err(store_err)?;
     let paired = existing.filter(|d| d.status == DeviceStatus::Paired && d.public_key == device.public_key);
@@ -194,7 +219,10 @@ fn accept_device(
     // like openclaw-node, as `auth.token`), else the shared secret.
     let auth = p.auth.clone().unwrap_or_default();
     let device_token_ok = paired.as_ref().and_then(|d| d.token_hash.as_deref()).is_some_and(|hash| {
-        [&auth.device_token, &auth.token].into_iter().flatten().any(|t| !t.is_empty() && secrets_equal(&sha256_hex(t), hash))
+        [&auth.device_token, &auth.token]
+            .into_iter()
+            .flatten()
+            .any(|t| !t.is_empty() && secrets_equal(&sha256_hex(t), hash))
     });
     let device_token = auth.device_token.filter(|t| !t.is_empty());
     let method = match shared {
@@ -244,26 +272,55 @@ fn accept_device(
             // loopback device that authenticated with the shared secret gets a fresh one.
             let issued = if d.token_hash.is_none() || (loopback && method != "device-token") {
                 let tok = random_token();
-                state.store.pair(None, &d.device_id, d.approved_via.as_deref().unwrap_or("manual"), Some(&sha256_hex(&tok)), now).map_err(store_err)?;
+                state
+                    .store
+                    .pair(
+                        None,
+                        &d.device_id,
+                        d.approved_via.as_deref().unwrap_or("manual"),
+                        Some(&sha256_hex(&tok)),
+                        now,
+                    )
+                    .map_err(store_err)?;
                 Some((tok, now))
             } else {
                 None
             };
             state.rate_limiter.record_success(peer.ip);
-            Ok(Session { params: p, role, scopes, device_id: Some(device.id), issued_token: issued, auth_method: method, connect_request_id: String::new() })
+            Ok(Session {
+                params: p,
+                role,
+                scopes,
+                device_id: Some(device.id),
+                issued_token: issued,
+                auth_method: method,
+                connect_request_id: String::new(),
+            })
         }
         None if loopback => {
             let tok = random_token();
             state.store.pair(Some(&request), &device.id, "silent", Some(&sha256_hex(&tok)), now).map_err(store_err)?;
             tracing::info!(device = %device.id, client = %p.client.id, "device paired silently (loopback)");
             state.rate_limiter.record_success(peer.ip);
-            Ok(Session { params: p, role, scopes: requested, device_id: Some(device.id), issued_token: Some((tok, now)), auth_method: method, connect_request_id: String::new() })
+            Ok(Session {
+                params: p,
+                role,
+                scopes: requested,
+                device_id: Some(device.id),
+                issued_token: Some((tok, now)),
+                auth_method: method,
+                connect_request_id: String::new(),
+            })
         }
         None => {
             let rec = state.store.upsert_pending(&request).map_err(store_err)?;
             let request_id = rec.request_id.clone().unwrap_or_default();
             tracing::info!(device = %device.id, %request_id, ip = %peer.ip, "pairing requested; approve with `homarus devices approve {request_id}`");
-            state.broadcast("device.pair.requested", &crate::methods::device_json(&rec), &[homarus_protocol::Scope::PAIRING]);
+            state.broadcast(
+                "device.pair.requested",
+                &crate::methods::device_json(&rec),
+                &[homarus_protocol::Scope::PAIRING],
+            );
             Err(refuse(
                 ErrorCode::NotPaired,
                 format!("pairing required: approve request {request_id} (homarus devices approve {request_id})"),

@@ -61,9 +61,10 @@ impl GatewayOptions {
             BindMode::Loopback | BindMode::Auto => IpAddr::V4(Ipv4Addr::LOCALHOST),
             BindMode::Lan => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             BindMode::Custom => {
-                let host = self.custom_host.clone().or_else(|| cfg.gateway.custom_bind_host.clone()).ok_or_else(|| {
-                    GatewayError::Config("gateway.bind is \"custom\" but gateway.customBindHost is not set".into())
-                })?;
+                let host =
+                    self.custom_host.clone().or_else(|| cfg.gateway.custom_bind_host.clone()).ok_or_else(|| {
+                        GatewayError::Config("gateway.bind is \"custom\" but gateway.customBindHost is not set".into())
+                    })?;
                 host.parse().map_err(|_| {
                     GatewayError::Config(format!("gateway.customBindHost: expected an IP address, found \"{host}\""))
                 })?
@@ -113,7 +114,8 @@ impl ResolvedAuth {
         match mode {
             AuthMode::None => Ok((Self::None, false)),
             AuthMode::TrustedProxy => Err(GatewayError::Config(
-                "gateway.auth.mode: \"trusted-proxy\" is not supported by Homarus; use \"token\" or \"password\"".into(),
+                "gateway.auth.mode: \"trusted-proxy\" is not supported by Homarus; use \"token\" or \"password\""
+                    .into(),
             )),
             AuthMode::Password => {
                 let pw = opts.password.clone().or_else(|| cfg.gateway.auth.password.clone()).filter(|p| !p.is_empty());
@@ -124,7 +126,8 @@ impl ResolvedAuth {
                 })
             }
             AuthMode::Token => {
-                if let Some(t) = opts.token.clone().or_else(|| cfg.gateway.auth.token.clone()).filter(|t| !t.is_empty()) {
+                if let Some(t) = opts.token.clone().or_else(|| cfg.gateway.auth.token.clone()).filter(|t| !t.is_empty())
+                {
                     return Ok((Self::Token(t), false));
                 }
                 load_or_generate_token(&opts.token_file())

@@ -36,7 +36,12 @@ pub struct RunningGateway {
 
 /// The log file: `logging.file`, else `<stateDir>/logs/homarus.log`.
 pub fn log_file_path(opts: &GatewayOptions, cfg: &LoadedConfig) -> PathBuf {
-    cfg.config.logging.file.as_ref().map(PathBuf::from).unwrap_or_else(|| opts.state_dir.join("logs").join("homarus.log"))
+    cfg.config
+        .logging
+        .file
+        .as_ref()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| opts.state_dir.join("logs").join("homarus.log"))
 }
 
 impl Gateway {
@@ -84,7 +89,17 @@ impl Gateway {
         });
         let watcher = crate::reload::spawn_watcher(state.clone());
         tracing::info!(%addr, auth = state.auth().mode_name(), "gateway listening");
-        Ok(RunningGateway { addr, generated_token, state, server, stop_accepting, watcher, done_tx, done_rx, restart_rx })
+        Ok(RunningGateway {
+            addr,
+            generated_token,
+            state,
+            server,
+            stop_accepting,
+            watcher,
+            done_tx,
+            done_rx,
+            restart_rx,
+        })
     }
 }
 

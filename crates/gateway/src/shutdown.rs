@@ -114,7 +114,7 @@ mod tests {
             l.lock().unwrap().push("first");
             Ok(())
         });
-        seq.push("stuck", Duration::from_millis(20), || std::future::pending());
+        seq.push("stuck", Duration::from_millis(20), std::future::pending);
         let l = log.clone();
         seq.push("last", Duration::from_secs(1), move || async move {
             l.lock().unwrap().push("last");

@@ -11,7 +11,14 @@ fn proxied_config() -> String {
     format!(r#"{{gateway: {{auth: {{token: "{TOKEN}"}}, trustedProxies: ["127.0.0.1"]}}}}"#)
 }
 
-async fn connect_device(url: &str, dev: &Device, version: &str, auth: Value, signed: &str, xff: Option<&str>) -> (Client, Value) {
+async fn connect_device(
+    url: &str,
+    dev: &Device,
+    version: &str,
+    auth: Value,
+    signed: &str,
+    xff: Option<&str>,
+) -> (Client, Value) {
     let mut c = Client::open(url, xff).await;
     let params = dev.connect(version, &c.nonce(), auth, signed);
     let res = c.request("connect", params).await;

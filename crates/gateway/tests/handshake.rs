@@ -10,7 +10,8 @@ async fn cli_connect_gets_a_schema_valid_hello_with_only_implemented_features() 
     let gw = TestGateway::start().await;
     let (_c, hello) = connect_cli(&gw.url()).await;
     assert_eq!(hello["protocol"], 4);
-    let methods: Vec<&str> = hello["features"]["methods"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    let methods: Vec<&str> =
+        hello["features"]["methods"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
     assert_eq!(methods, homarus_gateway::IMPLEMENTED_METHODS);
     assert_eq!(hello["policy"]["maxPayload"], 26214400);
     assert_eq!(hello["policy"]["maxBufferedBytes"], 52428800);

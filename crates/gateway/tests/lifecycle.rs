@@ -28,7 +28,10 @@ async fn close_broadcasts_shutdown_then_closes_clients_with_1012() {
 async fn the_close_sequence_has_named_steps() {
     let mut gw = TestGateway::start().await;
     let seq = gw.running.take().unwrap().shutdown_sequence("gateway stopping", None);
-    assert_eq!(seq.names(), vec!["config-reloader", "stop-accepting", "broadcast-shutdown", "close-clients", "http-server"]);
+    assert_eq!(
+        seq.names(),
+        vec!["config-reloader", "stop-accepting", "broadcast-shutdown", "close-clients", "http-server"]
+    );
     assert!(seq.run().await.warnings.is_empty());
 }
 
@@ -38,7 +41,8 @@ async fn a_missing_token_is_generated_once_and_stored_privately() {
     let cfg_path = dir.path().join("homarus.json");
     let mut opts = homarus_gateway::GatewayOptions::new(dir.path().to_path_buf(), cfg_path.clone());
     opts.port = Some(0);
-    let first = homarus_gateway::Gateway::start(opts.clone(), homarus_config::load_file(&cfg_path).unwrap()).await.unwrap();
+    let first =
+        homarus_gateway::Gateway::start(opts.clone(), homarus_config::load_file(&cfg_path).unwrap()).await.unwrap();
     let token = first.generated_token.clone().expect("generated on first start");
     first.close("test", None).await;
     let stored = std::fs::read_to_string(dir.path().join("gateway-token")).unwrap();
@@ -76,21 +80,27 @@ async fn wait_for(mut check: impl AsyncFnMut() -> bool) {
 
 #[tokio::test]
 async fn file_edits_reload_live_and_bad_edits_keep_the_running_config() {
-    let gw = TestGateway::start_with(Some(&format!(r#"{{gateway: {{auth: {{token: "{TOKEN}"}}, reload: {{debounceMs: 50}}}}}}"#))).await;
+    let gw = TestGateway::start_with(Some(&format!(
+        r#"{{gateway: {{auth: {{token: "{TOKEN}"}}, reload: {{debounceMs: 50}}}}}}"#
+    )))
+    .await;
     let url = gw.url();
     // A bad edit is rejected and reported; the old token keeps working.
     std::fs::write(gw.config_path(), "{gateway: {port: \"abc\"}}").unwrap();
     let (mut admin, _) = connect_cli(&url).await;
     wait_for(async || {
         let s = admin.call("status", json!({})).await;
-        s["gateway"]["lastReloadError"].as_str().is_some_and(|e| e.contains("gateway.port: expected an integer 1-65535"))
+        s["gateway"]["lastReloadError"]
+            .as_str()
+            .is_some_and(|e| e.contains("gateway.port: expected an integer 1-65535"))
     })
     .await;
     let (_c, hello) = connect_cli(&url).await;
     assert_eq!(hello["type"], "hello-ok");
 
     // A good edit changing the token applies without a restart.
-    std::fs::write(gw.config_path(), r#"{gateway: {auth: {token: "rotated-token"}, reload: {debounceMs: 50}}}"#).unwrap();
+    std::fs::write(gw.config_path(), r#"{gateway: {auth: {token: "rotated-token"}, reload: {debounceMs: 50}}}"#)
+        .unwrap();
     wait_for(async || {
         let mut c = Client::open(&url, None).await;
         c.request("connect", cli_connect("rotated-token", &["operator.read"])).await["ok"] == true

@@ -92,7 +92,12 @@ async fn config_patch_and_apply_validate_guard_and_redact() {
     assert_eq!(res["error"]["message"], "invalid config: gateway.port: expected an integer 1-65535, found \"abc\"");
     assert_eq!(res["error"]["details"]["path"], "gateway.port");
 
-    let ok = c.call("config.patch", json!({"raw": "{gateway:{auth:{rateLimit:{maxAttempts:5}}, port: 18999}}", "baseHash": hash})).await;
+    let ok = c
+        .call(
+            "config.patch",
+            json!({"raw": "{gateway:{auth:{rateLimit:{maxAttempts:5}}, port: 18999}}", "baseHash": hash}),
+        )
+        .await;
     assert_eq!(ok["restartRequired"], json!(["gateway.port"]));
     let on_disk: Value = serde_json::from_str(&std::fs::read_to_string(gw.config_path()).unwrap()).unwrap();
     assert_eq!(on_disk["gateway"]["auth"]["token"], TOKEN, "the redacted secret was kept, not overwritten");

@@ -228,12 +228,15 @@ impl Cli {
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
     use crate::client::call_and_print;
     match cli.command {
-        Command::Gateway(GatewayCmd { action: None, run }) | Command::Gateway(GatewayCmd { action: Some(GatewayAction::Run(run)), .. }) => {
+        Command::Gateway(GatewayCmd { action: None, run })
+        | Command::Gateway(GatewayCmd { action: Some(GatewayAction::Run(run)), .. }) => {
             crate::run::run_gateway(run).await
         }
         Command::Gateway(GatewayCmd { action: Some(GatewayAction::Call { method, params, client }), .. }) => {
             let params = match params {
-                Some(p) => Some(serde_json::from_str(&p).map_err(|e| anyhow::anyhow!("--params is not valid JSON: {e}"))?),
+                Some(p) => {
+                    Some(serde_json::from_str(&p).map_err(|e| anyhow::anyhow!("--params is not valid JSON: {e}"))?)
+                }
                 None => None,
             };
             call_and_print(&client, &method, params).await

@@ -42,7 +42,9 @@ fn resolve_target(args: &ClientArgs) -> Result<(String, Value)> {
                 Some(t) => {
                     auth.insert("token".into(), json!(t));
                 }
-                None => bail!("--url requires explicit credentials: pass --token or --password (or set HOMARUS_GATEWAY_TOKEN)"),
+                None => bail!(
+                    "--url requires explicit credentials: pass --token or --password (or set HOMARUS_GATEWAY_TOKEN)"
+                ),
             }
         }
         return Ok((url.clone(), Value::Object(auth)));
@@ -58,7 +60,9 @@ fn resolve_target(args: &ClientArgs) -> Result<(String, Value)> {
         if let Some(t) = token {
             auth.insert("token".into(), json!(t));
         }
-        if let Some(p) = std::env::var("HOMARUS_GATEWAY_PASSWORD").ok().or_else(|| loaded.config.gateway.auth.password.clone()) {
+        if let Some(p) =
+            std::env::var("HOMARUS_GATEWAY_PASSWORD").ok().or_else(|| loaded.config.gateway.auth.password.clone())
+        {
             auth.insert("password".into(), json!(p));
         }
     }
@@ -75,7 +79,8 @@ pub async fn call(args: &ClientArgs, method: &str, params: Option<Value>) -> Res
 }
 
 async fn call_inner(url: &str, auth: Value, method: &str, params: Option<Value>) -> Result<Value> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.with_context(|| format!("cannot connect to {url}"))?;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(url).await.with_context(|| format!("cannot connect to {url}"))?;
     // 1. The challenge.
     let challenge = next_json(&mut ws).await?;
     if challenge.get("event").and_then(Value::as_str) != Some("connect.challenge") {

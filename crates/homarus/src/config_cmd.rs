@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use homarus_config::{json_schema, load_file, parse_json5, parse_str, redact, reference_markdown, set_path, unset_path, write_atomic};
+use homarus_config::{
+    json_schema, load_file, parse_json5, parse_str, redact, reference_markdown, set_path, unset_path, write_atomic,
+};
 
 use crate::cli::ConfigCmd;
 use crate::run::config_path;
@@ -54,12 +56,19 @@ pub fn run(cmd: ConfigCmd) -> Result<ExitCode> {
         ConfigCmd::Validate { json } => {
             let loaded = load_file(&path).map_err(|e| anyhow!("invalid config: {e}"))?;
             if json {
-                println!("{}", serde_json::json!({"ok": true, "path": path.display().to_string(), "exists": loaded.exists, "warnings": loaded.warnings}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "path": path.display().to_string(), "exists": loaded.exists, "warnings": loaded.warnings})
+                );
             } else {
                 for w in &loaded.warnings {
                     eprintln!("warning: {w}");
                 }
-                println!("{}: valid{}", path.display(), if loaded.exists { "" } else { " (no file: embedded defaults)" });
+                println!(
+                    "{}: valid{}",
+                    path.display(),
+                    if loaded.exists { "" } else { " (no file: embedded defaults)" }
+                );
             }
         }
         ConfigCmd::Schema { check, write, root } => return schema_cmd(check, write, &root),

@@ -70,8 +70,8 @@ pub async fn run_gateway(args: RunArgs) -> Result<ExitCode> {
     let opts = options(&args);
     let mut logging_ready = false;
     loop {
-        let loaded = homarus_config::load_file(&opts.config_path)
-            .map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
+        let loaded =
+            homarus_config::load_file(&opts.config_path).map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
         if !logging_ready {
             init_logging(loaded.config.logging.level.as_deref(), &Gateway::log_file(&opts, &loaded))?;
             logging_ready = true;

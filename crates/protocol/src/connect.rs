@@ -162,11 +162,7 @@ impl ConnectParams {
     /// The token that a device signature covers: `auth.token ?? auth.deviceToken ?? auth.bootstrapToken ?? ""`.
     pub fn signed_token(&self) -> &str {
         let Some(auth) = &self.auth else { return "" };
-        auth.token
-            .as_deref()
-            .or(auth.device_token.as_deref())
-            .or(auth.bootstrap_token.as_deref())
-            .unwrap_or("")
+        auth.token.as_deref().or(auth.device_token.as_deref()).or(auth.bootstrap_token.as_deref()).unwrap_or("")
     }
 }
 
@@ -236,15 +232,28 @@ pub fn parse_connect_params(params: Option<&Value>) -> Result<ConnectParams, Str
             non_empty(v, at)?;
         }
     }
-    check(p.client.build_id.as_ref().is_none_or(|b| b.len() <= 96), "/client/buildId", "must NOT have more than 96 characters")?;
-    check(p.client.time_zone.as_ref().is_none_or(|t| t.len() <= 64), "/client/timeZone", "must NOT have more than 64 characters")?;
+    check(
+        p.client.build_id.as_ref().is_none_or(|b| b.len() <= 96),
+        "/client/buildId",
+        "must NOT have more than 96 characters",
+    )?;
+    check(
+        p.client.time_zone.as_ref().is_none_or(|t| t.len() <= 64),
+        "/client/timeZone",
+        "must NOT have more than 64 characters",
+    )?;
     for (list, name) in [(Some(&p.caps), "caps"), (p.commands.as_ref(), "commands"), (p.scopes.as_ref(), "scopes")] {
         for (i, item) in list.into_iter().flatten().enumerate() {
             non_empty(item, &format!("/{name}/{i}"))?;
         }
     }
     if let Some(d) = &p.device {
-        for (v, at) in [(&d.id, "/device/id"), (&d.public_key, "/device/publicKey"), (&d.signature, "/device/signature"), (&d.nonce, "/device/nonce")] {
+        for (v, at) in [
+            (&d.id, "/device/id"),
+            (&d.public_key, "/device/publicKey"),
+            (&d.signature, "/device/signature"),
+            (&d.nonce, "/device/nonce"),
+        ] {
             non_empty(v, at)?;
         }
     }
@@ -284,7 +293,10 @@ mod tests {
     fn names_the_offending_field() {
         let mut v = cli();
         v["client"]["id"] = json!("nope");
-        assert_eq!(parse_connect_params(Some(&v)).unwrap_err(), "at /client/id: must be equal to one of the allowed values");
+        assert_eq!(
+            parse_connect_params(Some(&v)).unwrap_err(),
+            "at /client/id: must be equal to one of the allowed values"
+        );
         let mut v = cli();
         v["client"]["bogus"] = json!(1);
         let e = parse_connect_params(Some(&v)).unwrap_err();

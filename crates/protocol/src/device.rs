@@ -176,7 +176,10 @@ mod tests {
         let p = signed(SignatureVersion::V3, "n1", 1000);
         let text = signed_payload(&p, SignatureVersion::V3).unwrap();
         let id = &p.device.as_ref().unwrap().id;
-        assert_eq!(text, format!("v3|{id}|openclaw-tui|ui|operator|operator.admin,operator.read|1000|tok|n1|linux|linux"));
+        assert_eq!(
+            text,
+            format!("v3|{id}|openclaw-tui|ui|operator|operator.admin,operator.read|1000|tok|n1|linux|linux")
+        );
     }
 
     #[test]
@@ -194,7 +197,10 @@ mod tests {
         assert_eq!(verify_device_signature(&p, "n1", 1000, 600_000).unwrap_err(), DeviceAuthError::SignatureInvalid);
         let p = signed(SignatureVersion::V3, "n1", 1000);
         assert_eq!(verify_device_signature(&p, "n2", 1000, 600_000).unwrap_err(), DeviceAuthError::NonceMismatch);
-        assert_eq!(verify_device_signature(&p, "n1", 10_000_000, 600_000).unwrap_err(), DeviceAuthError::SignatureExpired);
+        assert_eq!(
+            verify_device_signature(&p, "n1", 10_000_000, 600_000).unwrap_err(),
+            DeviceAuthError::SignatureExpired
+        );
         let mut p = signed(SignatureVersion::V3, "n1", 1000);
         p.device.as_mut().unwrap().id = "00".repeat(32);
         assert_eq!(verify_device_signature(&p, "n1", 1000, 600_000).unwrap_err(), DeviceAuthError::DeviceIdMismatch);

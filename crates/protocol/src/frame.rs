@@ -113,8 +113,7 @@ pub fn parse_client_frame(text: &str) -> Result<RequestFrame, FrameError> {
         Some(other) => return Err(FrameError::Invalid(format!("at /type: unsupported frame type \"{other}\""))),
         None => return Err(FrameError::Invalid("at /type: must be \"req\"".into())),
     }
-    let frame: RequestFrame = crate::connect::from_value_with_path(value)
-        .map_err(FrameError::Invalid)?;
+    let frame: RequestFrame = crate::connect::from_value_with_path(value).map_err(FrameError::Invalid)?;
     if frame.id.is_empty() {
         return Err(FrameError::Invalid("at /id: must NOT have fewer than 1 characters".into()));
     }

@@ -58,10 +58,7 @@ const METHOD_SCOPES: &[(&str, &str)] = &[
 
 /// The scopes a method needs (one, or admin for an unclassified method).
 pub fn required_scopes(method: &str) -> &'static str {
-    METHOD_SCOPES
-        .binary_search_by(|(m, _)| m.cmp(&method))
-        .map(|i| METHOD_SCOPES[i].1)
-        .unwrap_or(Scope::ADMIN)
+    METHOD_SCOPES.binary_search_by(|(m, _)| m.cmp(&method)).map(|i| METHOD_SCOPES[i].1).unwrap_or(Scope::ADMIN)
 }
 
 /// The outcome of a scope check.

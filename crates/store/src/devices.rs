@@ -153,8 +153,18 @@ impl Store {
                      remote_ip = ?11, updated_at_ms = ?12
                  WHERE status = 'pending'",
                 params![
-                    req.device_id, req.public_key, req.request_id, req.role, scopes_json(&req.scopes), req.client_id,
-                    req.client_mode, req.platform, req.device_family, req.display_name, req.remote_ip, req.now_ms
+                    req.device_id,
+                    req.public_key,
+                    req.request_id,
+                    req.role,
+                    scopes_json(&req.scopes),
+                    req.client_id,
+                    req.client_mode,
+                    req.platform,
+                    req.device_family,
+                    req.display_name,
+                    req.remote_ip,
+                    req.now_ms
                 ],
             )?;
         }

@@ -89,10 +89,7 @@ fn collect_hints(root: &Value, node: &Value, prefix: &str, out: &mut serde_json:
 }
 
 fn deref<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
-    node.get("$ref")
-        .and_then(Value::as_str)
-        .and_then(|r| root.get("$defs")?.get(r.rsplit('/').next()?))
-        .unwrap_or(node)
+    node.get("$ref").and_then(Value::as_str).and_then(|r| root.get("$defs")?.get(r.rsplit('/').next()?)).unwrap_or(node)
 }
 
 /// Params of `config.set` / `config.apply`.
@@ -136,8 +133,10 @@ fn check_base_hash(state: &GatewayState, base_hash: Option<&str>) -> Result<(), 
     match base_hash {
         None => Err(ErrorShape::invalid("config base hash required; re-run config.get and retry")
             .with_details(json!({"code": "CONFIG_BASE_HASH_REQUIRED"}))),
-        Some(h) if h != cfg.hash => Err(ErrorShape::invalid("config changed since last load; re-run config.get and retry")
-            .with_details(json!({"code": "CONFIG_BASE_HASH_MISMATCH", "currentHash": cfg.hash}))),
+        Some(h) if h != cfg.hash => {
+            Err(ErrorShape::invalid("config changed since last load; re-run config.get and retry")
+                .with_details(json!({"code": "CONFIG_BASE_HASH_MISMATCH", "currentHash": cfg.hash})))
+        }
         Some(_) => Ok(()),
     }
 }

@@ -226,7 +226,12 @@ pub fn cli_connect(token: &str, scopes: &[&str]) -> Value {
 }
 
 pub const ALL_SCOPES: &[&str] = &[
-    "operator.admin", "operator.read", "operator.write", "operator.approvals", "operator.questions", "operator.pairing",
+    "operator.admin",
+    "operator.read",
+    "operator.write",
+    "operator.approvals",
+    "operator.questions",
+    "operator.pairing",
     "operator.talk.secrets",
 ];
 

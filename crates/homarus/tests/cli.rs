@@ -1,0 +1,122 @@
+//! The `homarus` binary end to end: zero-config start, CLI calls, signals, config commands.
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn zero_config_start_prints_the_generated_token_once_and_serves_cli_calls() {
+    let d = Daemon::start(&[], None);
+    assert!(d.seen.iter().any(|l| l.trim() == format!("token: {}", d.token)), "{:?}", d.seen);
+    assert!(!d.token.is_empty());
+
+    let out = d.cli(&["health", "--url", &d.url, "--token", &d.token, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let health: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(health["ok"], true);
+
+    let out = d.cli(&["status", "--url", &d.url, "--token", &d.token, "--json"]);
+    let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["runtime"], "homarus");
+
+    let out = d.cli(&["gateway", "call", "foo.bar", "--url", &d.url, "--token", &d.token, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        err,
+        serde_json::json!({"ok": false, "error": {"type": "gateway_request_error", "code": "INVALID_REQUEST", "message": "unknown method: foo.bar"}})
+    );
+
+    let out = d.cli(&["gateway", "call", "health", "--url", &d.url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--url requires explicit credentials"), "{}", stderr(&out));
+
+    let out = d.cli(&["gateway", "call", "health", "--url", &d.url, "--token", "wrong"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).lines().count(), 1, "one-line reason: {}", stderr(&out));
+    assert!(stderr(&out).contains("gateway error INVALID_REQUEST: unauthorized: gateway token mismatch"));
+
+    let out = d.cli(&["devices", "list", "--url", &d.url, "--token", &d.token, "--json"]);
+    let devices: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(devices, serde_json::json!({"pending": [], "paired": []}));
+}
+
+#[test]
+fn sigusr1_restarts_in_process_and_sigterm_stops_cleanly() {
+    let mut d = Daemon::start(&[], None);
+    d.signal(10); // SIGUSR1
+    let restarting = d.next_line().unwrap();
+    assert!(restarting.starts_with("homarus gateway restarting ("), "{restarting}");
+    let url = d.wait_for_url();
+    let out = d.cli(&["health", "--url", &url, "--token", &d.token, "--json"]);
+    assert!(out.status.success(), "serves again after restart: {}", stderr(&out));
+
+    d.signal(15); // SIGTERM
+    let stopped = d.next_line().unwrap();
+    assert!(stopped.starts_with("homarus gateway stopped in "), "{stopped}");
+    assert!(!stopped.contains("warnings"), "{stopped}");
+    let status = d.child.wait().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn refuses_lan_without_auth_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["gateway", "--port", "0", "--bind", "lan", "--auth", "none"])
+        .env("HOMARUS_STATE_DIR", dir.path())
+        .env_remove("HOMARUS_CONFIG_PATH")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("refusing to listen on 0.0.0.0:0 without authentication"), "{}", stderr(&out));
+}
+
+#[test]
+fn config_commands_edit_validate_and_explain_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .env("HOMARUS_STATE_DIR", dir.path())
+            .env_remove("HOMARUS_CONFIG_PATH")
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["config", "set", "gateway.port", "18800"]).status.success());
+    assert_eq!(stdout(&run(&["config", "get", "gateway.port"])).trim(), "18800");
+    let bad = run(&["config", "set", "gateway.port", "abc"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("gateway.port: expected an integer 1-65535, found \"abc\""), "{}", stderr(&bad));
+    assert_eq!(stdout(&run(&["config", "get", "gateway.port"])).trim(), "18800", "a rejected set changes nothing");
+    assert!(run(&["config", "set", "gateway.auth.token", "s3cret"]).status.success());
+    assert_eq!(stdout(&run(&["config", "get", "gateway.auth.token"])).trim(), "__OPENCLAW_REDACTED__");
+    assert!(run(&["config", "unset", "gateway.port"]).status.success());
+    assert_eq!(run(&["config", "get", "gateway.port"]).status.code(), Some(1));
+
+    std::fs::write(dir.path().join("homarus.json"), "{\n  gateway: {\n    autth: {}\n  }\n}\n").unwrap();
+    let v = run(&["config", "validate"]);
+    assert_eq!(v.status.code(), Some(1));
+    assert_eq!(
+        stderr(&v).trim(),
+        "homarus: invalid config: gateway.autth: unknown key; did you mean `gateway.auth`? at homarus.json:3:5"
+    );
+}
+
+#[test]
+fn checked_in_schema_and_reference_match_the_code() {
+    let out = std::process::Command::new(BIN)
+        .args(["config", "schema", "--check"])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let drift = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["config", "schema", "--check", "--root"])
+        .arg(drift.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("drifted from the code"));
+}

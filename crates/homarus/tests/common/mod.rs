@@ -1,0 +1,112 @@
+//! Runs the real `homarus` binary as a daemon on an ephemeral loopback port; stops it by PID.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_homarus");
+
+pub struct Daemon {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub token: String,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Daemon {
+    /// Start `homarus gateway --port 0 <extra>` in a fresh state folder and wait for its
+    /// "listening on" line (the readiness signal).
+    pub fn start(extra: &[&str], config: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(c) = config {
+            std::fs::write(dir.path().join("homarus.json"), c).unwrap();
+        }
+        let mut child = Command::new(BIN)
+            .args(["gateway", "--port", "0"])
+            .args(extra)
+            .env("HOMARUS_STATE_DIR", dir.path())
+            .env_remove("HOMARUS_CONFIG_PATH")
+            .env_remove("HOMARUS_GATEWAY_TOKEN")
+            .env("HOME", dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut d = Self { child, dir, url: String::new(), token: String::new(), lines: rx, seen: Vec::new() };
+        d.url = d.wait_for_url();
+        d.token = std::fs::read_to_string(d.dir.path().join("gateway-token"))
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default();
+        d
+    }
+
+    /// Next stdout line, waiting at most 15 s.
+    pub fn next_line(&mut self) -> Option<String> {
+        let line = self.lines.recv_timeout(Duration::from_secs(15)).ok()?;
+        self.seen.push(line.clone());
+        Some(line)
+    }
+
+    pub fn wait_for_url(&mut self) -> String {
+        while let Some(line) = self.next_line() {
+            if let Some(url) = line.strip_prefix("homarus gateway listening on ") {
+                return url.to_string();
+            }
+        }
+        panic!("gateway did not report readiness; stdout: {:?}", self.seen);
+    }
+
+    pub fn signal(&self, sig: i32) {
+        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Run `homarus <args>` against this gateway's state folder.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("HOMARUS_STATE_DIR", self.dir.path())
+            .env_remove("HOMARUS_CONFIG_PATH")
+            .env_remove("HOMARUS_GATEWAY_TOKEN")
+            .env_remove("HOMARUS_GATEWAY_URL")
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
