@@ -77,8 +77,13 @@ pub async fn serve(
         run_session(&state, &session, &mut stream, &outbound, &mut shutdown).await;
         unregister(&state, n);
     }
-    // Give the writer a moment to flush the close frame, then make sure it is gone.
-    let _ = tokio::time::timeout(WRITER_FLUSH, writer).await;
+    // Give the writer a moment to flush the close frame, then make sure it is gone: a writer stuck
+    // on a full socket would otherwise keep the connection open for good. A slow client gets no grace.
+    let mut writer = writer;
+    let grace = if outbound.is_slow() { Duration::ZERO } else { WRITER_FLUSH };
+    if tokio::time::timeout(grace, &mut writer).await.is_err() {
+        writer.abort();
+    }
 }
 
 // The connect request id is kept on the session so the hello can answer it after registration.

@@ -16,6 +16,9 @@ use homarus_protocol::MAX_PAYLOAD_BYTES;
 
 use crate::state::GatewayState;
 
+/// Initial WebSocket read and write buffer per connection.
+const SOCKET_BUFFER_BYTES: usize = 8 * 1024;
+
 /// Largest HTTP request body accepted (no endpoint takes a body yet).
 const MAX_HTTP_BODY: usize = 2 * 1024 * 1024;
 
@@ -81,7 +84,11 @@ async fn root(
     let peer = client_addr(&app, peer, &headers);
     let state = app.gateway.clone();
     let done = app.done.clone();
+    // Small I/O buffers: most frames are a few hundred bytes, and defaults of 128 KiB each way would
+    // cost ~0.25 MiB per idle client. Large frames still work; the buffers grow as needed.
     ws.max_message_size(MAX_PAYLOAD_BYTES)
         .max_frame_size(MAX_PAYLOAD_BYTES)
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
         .on_upgrade(move |socket| crate::connection::serve(state, socket, peer, shutdown, done))
 }

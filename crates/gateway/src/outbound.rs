@@ -112,6 +112,11 @@ impl Outbound {
         self.inner.queued_bytes.fetch_sub(bytes, Ordering::SeqCst);
     }
 
+    /// Whether the client has been marked slow.
+    pub fn is_slow(&self) -> bool {
+        self.inner.slow.load(Ordering::SeqCst)
+    }
+
     /// Resolves once the client has been marked slow.
     pub async fn slow(&self) {
         if self.inner.slow.load(Ordering::SeqCst) {

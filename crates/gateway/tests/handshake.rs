@@ -155,3 +155,55 @@ async fn a_malformed_frame_from_one_client_never_affects_another() {
     assert_eq!(res["ok"], false, "an invalid request with an id is answered, not fatal");
     assert_eq!(good.call("health", json!({})).await["ok"], true);
 }
+
+#[tokio::test]
+async fn a_frame_over_max_payload_closes_the_connection() {
+    let gw = TestGateway::start().await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    let big = json!({"type":"req","id":"1","method":"health","params":{"pad":"x".repeat(26 * 1024 * 1024)}});
+    // The server may close while the frame is still being written; either way the socket ends.
+    let _ =
+        futures_util::SinkExt::send(&mut c.ws, tokio_tungstenite::tungstenite::Message::Text(big.to_string().into()))
+            .await;
+    assert_ne!(c.closed().await, Closed::Code(1000, String::new()));
+    let (mut other, _) = connect_cli(&gw.url()).await;
+    assert_eq!(other.call("health", json!({})).await["ok"], true);
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_dropped_at_max_buffered_bytes() {
+    let gw = TestGateway::start().await;
+    let log = gw.dir.path().join("logs/homarus.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let line = format!("{{\"msg\":\"{}\"}}\n", "y".repeat(1000));
+    std::fs::write(&log, line.repeat(1000)).unwrap(); // ~1 MB: each logs.tail answer is ~1 MB
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    // Ask for far more than 50 MiB of answers without reading any of them.
+    let mut sent = 0;
+    for i in 0..120 {
+        let req =
+            json!({"type":"req","id":format!("t{i}"),"method":"logs.tail","params":{"maxBytes":1000000,"limit":5000}});
+        let send = futures_util::SinkExt::send(
+            &mut c.ws,
+            tokio_tungstenite::tungstenite::Message::Text(req.to_string().into()),
+        );
+        // If the server never drops us, both sides end up blocked on full sockets: fail, don't hang.
+        match tokio::time::timeout(std::time::Duration::from_secs(20), send).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => panic!("the slow client was never dropped: sends blocked for 20 s"),
+        }
+        sent += 1;
+    }
+    assert!(sent > 60, "sent {sent}");
+    // Now read: the connection must end before all 120 answers arrive.
+    let mut answered = 0;
+    while let Some(frame) = c.recv().await {
+        if frame["type"] == "res" {
+            answered += 1;
+        }
+    }
+    assert!(answered < 120, "a slow client was never dropped ({answered} answers)");
+    let (mut other, _) = connect_cli(&gw.url()).await;
+    assert_eq!(other.call("health", json!({})).await["ok"], true);
+}
