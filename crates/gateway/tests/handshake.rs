@@ -207,3 +207,18 @@ async fn a_client_that_never_reads_is_dropped_at_max_buffered_bytes() {
     let (mut other, _) = connect_cli(&gw.url()).await;
     assert_eq!(other.call("health", json!({})).await["ok"], true);
 }
+
+#[tokio::test]
+async fn password_mode_checks_the_password() {
+    let gw =
+        TestGateway::start_with(Some(r#"{gateway: {auth: {mode: "password", password: "hunter2-but-longer"}}}"#)).await;
+    let mut params = cli_connect("ignored", &["operator.read"]);
+    params["auth"] = json!({"password": "nope"});
+    let mut c = Client::open(&gw.url(), None).await;
+    let res = c.request("connect", params.clone()).await;
+    assert_eq!(res["error"]["details"]["code"], "AUTH_PASSWORD_MISMATCH");
+    params["auth"] = json!({"password": "hunter2-but-longer"});
+    let mut c = Client::open(&gw.url(), None).await;
+    let hello = c.request("connect", params).await;
+    assert_eq!(hello["payload"]["auth"]["method"], "password", "{hello}");
+}

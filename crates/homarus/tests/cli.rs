@@ -120,3 +120,30 @@ fn checked_in_schema_and_reference_match_the_code() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("drifted from the code"));
 }
+
+#[test]
+fn http_probes_answer_curl() {
+    let d = Daemon::start(&[], None);
+    let http = d.url.replace("ws://", "http://");
+    for (path, want) in [("/health", "live"), ("/healthz", "live")] {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5", &format!("{http}{path}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "curl {path}: {}", stderr(&out));
+        let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["status"], want);
+    }
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5", "-w", "\n%{http_code}", &format!("{http}/readyz")])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    assert_eq!(code, "200");
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["ready"], true);
+    assert_eq!(v["failing"], serde_json::json!([]));
+    assert!(v["uptimeMs"].as_u64().is_some());
+}
