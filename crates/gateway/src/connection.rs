@@ -17,7 +17,7 @@ use tokio::time::{interval_at, Instant};
 
 use homarus_protocol::{
     parse_client_frame, EventFrame, FrameError, ResponseFrame, CLOSE_POLICY_VIOLATION, CLOSE_SERVICE_RESTART,
-    HANDSHAKE_TIMEOUT_MS, MAX_BUFFERED_BYTES, MAX_PREAUTH_PAYLOAD_BYTES, TICK_INTERVAL_MS,
+    MAX_BUFFERED_BYTES, MAX_PREAUTH_PAYLOAD_BYTES,
 };
 
 use crate::handshake::{self, Peer, Session};
@@ -48,10 +48,8 @@ pub async fn serve(
     let _ = outbound.send_text(EventFrame::to_json("connect.challenge", &challenge, None));
 
     let peer_info = Peer { ip: peer.ip(), nonce };
-    let handshake = tokio::time::timeout(
-        Duration::from_millis(HANDSHAKE_TIMEOUT_MS),
-        await_connect(&state, &mut stream, &outbound, &peer_info),
-    );
+    let handshake =
+        tokio::time::timeout(state.opts.handshake_timeout, await_connect(&state, &mut stream, &outbound, &peer_info));
     let session = tokio::select! {
         r = handshake => match r {
             Ok(Some(session)) => Some(session),
@@ -198,7 +196,7 @@ async fn run_session(
     outbound: &Outbound,
     shutdown: &mut broadcast::Receiver<ShutdownNotice>,
 ) {
-    let tick_every = Duration::from_millis(TICK_INTERVAL_MS);
+    let tick_every = state.opts.tick_interval;
     let mut tick = interval_at(Instant::now() + tick_every, tick_every);
     let mut ping = interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
     let ctx = CallContext { scopes: &session.scopes, role: &session.role };

@@ -362,7 +362,7 @@ pub fn hello_ok(state: &GatewayState, session: &Session, conn_id: &str) -> Value
         "policy": {
             "maxPayload": homarus_protocol::MAX_PAYLOAD_BYTES,
             "maxBufferedBytes": homarus_protocol::MAX_BUFFERED_BYTES,
-            "tickIntervalMs": homarus_protocol::TICK_INTERVAL_MS,
+            "tickIntervalMs": state.opts.tick_interval.as_millis() as u64,
             "attachments": {"maxBytes": homarus_protocol::ATTACHMENT_MAX_BYTES, "maxImageBytes": homarus_protocol::ATTACHMENT_MAX_IMAGE_BYTES},
         },
     })

@@ -25,6 +25,10 @@ pub struct GatewayOptions {
     pub password: Option<String>,
     /// Version reported to clients.
     pub version: String,
+    /// `tick` event interval, advertised as `hello-ok.policy.tickIntervalMs` (protocol default 30 s).
+    pub tick_interval: std::time::Duration,
+    /// Time a client has to complete the handshake (protocol default 15 s).
+    pub handshake_timeout: std::time::Duration,
 }
 
 impl GatewayOptions {
@@ -40,6 +44,8 @@ impl GatewayOptions {
             token: None,
             password: None,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            tick_interval: std::time::Duration::from_millis(homarus_protocol::TICK_INTERVAL_MS),
+            handshake_timeout: std::time::Duration::from_millis(homarus_protocol::HANDSHAKE_TIMEOUT_MS),
         }
     }
 

@@ -110,3 +110,28 @@ async fn file_edits_reload_live_and_bad_edits_keep_the_running_config() {
     let res = c.request("connect", cli_connect(TOKEN, &["operator.read"])).await;
     assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH", "the old token no longer works");
 }
+
+#[tokio::test]
+async fn ticks_arrive_at_the_advertised_interval_with_rising_seq() {
+    let gw = TestGateway::start_tuned(None, |o| o.tick_interval = Duration::from_millis(100)).await;
+    let (mut c, hello) = connect_cli(&gw.url()).await;
+    assert_eq!(hello["policy"]["tickIntervalMs"], 100);
+    let started = Instant::now();
+    let mut seqs = Vec::new();
+    while seqs.len() < 3 {
+        let frame = c.recv().await.expect("socket open");
+        assert_eq!(frame["event"], "tick", "{frame}"); // validated against TickEventSchema by the harness
+        seqs.push(frame["seq"].as_u64().unwrap());
+    }
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250), "ticks are not sent early");
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed_at_the_handshake_timeout() {
+    let gw = TestGateway::start_tuned(None, |o| o.handshake_timeout = Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let mut c = Client::open(&gw.url(), None).await;
+    assert_eq!(c.closed().await, Closed::Code(1008, "handshake timeout".into()));
+    assert!(started.elapsed() >= Duration::from_millis(200), "not closed before the timeout");
+}

@@ -87,6 +87,11 @@ pub struct TestGateway {
 impl TestGateway {
     /// Start with this config file text (the token is always `TOKEN` unless the config says otherwise).
     pub async fn start_with(config: Option<&str>) -> Self {
+        Self::start_tuned(config, |_| {}).await
+    }
+
+    /// Start with a config and adjusted options (e.g. shorter protocol timers).
+    pub async fn start_tuned(config: Option<&str>, tune: impl FnOnce(&mut GatewayOptions)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("homarus.json");
         if let Some(text) = config {
@@ -98,6 +103,7 @@ impl TestGateway {
         if loaded.config.gateway.auth.token.is_none() && loaded.config.gateway.auth.mode.is_none() {
             opts.token = Some(TOKEN.to_string());
         }
+        tune(&mut opts);
         let running = Gateway::start(opts, loaded).await.unwrap();
         Self { addr: running.addr, running: Some(running), dir }
     }
