@@ -121,7 +121,8 @@ fn openclaw_node_pairs_on_loopback_and_reconnects_with_its_device_token() {
 
     // The gateway lists the device as paired silently.
     let out = d.cli(&["devices", "list", "--url", &d.url, "--token", &d.token, "--json"]);
-    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(out.status.success(), "devices list: {}\n{}", stdout(&out), stderr(&out));
+    let list = json_of(&out);
     assert_eq!(list["paired"][0]["deviceId"], stored["deviceId"]);
     assert_eq!(list["paired"][0]["approvedVia"], "silent");
     assert_eq!(list["paired"][0]["clientId"], "gateway-client");
