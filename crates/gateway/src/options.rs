@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use homarus_config::{AuthMode, BindMode, HomarusConfig};
 
 /// Start-up options (CLI flags and environment, which win over the config file).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GatewayOptions {
     /// State folder (`~/.homarus`, `HOMARUS_STATE_DIR`).
     pub state_dir: PathBuf,
@@ -29,6 +29,26 @@ pub struct GatewayOptions {
     pub tick_interval: std::time::Duration,
     /// Time a client has to complete the handshake (protocol default 15 s).
     pub handshake_timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for GatewayOptions {
+    // Secrets are shown only as present or absent.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |s: &Option<String>| if s.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("GatewayOptions")
+            .field("state_dir", &self.state_dir)
+            .field("config_path", &self.config_path)
+            .field("port", &self.port)
+            .field("bind", &self.bind)
+            .field("custom_host", &self.custom_host)
+            .field("auth_mode", &self.auth_mode)
+            .field("token", &secret(&self.token))
+            .field("password", &secret(&self.password))
+            .field("version", &self.version)
+            .field("tick_interval", &self.tick_interval)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish()
+    }
 }
 
 impl GatewayOptions {
@@ -152,6 +172,21 @@ fn load_or_generate_token(path: &Path) -> Result<(ResolvedAuth, bool), GatewayEr
     let token = crate::auth::random_token();
     homarus_config::write_atomic(path, &format!("{token}\n")).map_err(|e| GatewayError::Config(e.to_string()))?;
     Ok((ResolvedAuth::Token(token), true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let mut o = GatewayOptions::new("/s".into(), "/s/h.json".into());
+        o.token = Some("very-secret-token".into());
+        o.password = Some("very-secret-password".into());
+        let shown = format!("{o:?} {:?}", ResolvedAuth::Token("very-secret-token".into()));
+        assert!(!shown.contains("very-secret"), "{shown}");
+        assert!(shown.contains("<set>"));
+    }
 }
 
 /// Why the gateway could not start.

@@ -41,17 +41,65 @@ fn zero_config_start_prints_the_generated_token_once_and_serves_cli_calls() {
     assert_eq!(devices, serde_json::json!({"pending": [], "paired": []}));
 }
 
+/// Connect as the CLI and return the socket after `hello-ok`.
+async fn connected(
+    url: &str,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use futures_util::{SinkExt, StreamExt};
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let _challenge = ws.next().await.unwrap().unwrap();
+    let connect = serde_json::json!({"type":"req","id":"1","method":"connect","params":{"minProtocol":4,"maxProtocol":4,
+        "client":{"id":"cli","version":"t","platform":"linux","mode":"cli"},"auth":{"token":token},"scopes":["operator.read"]}});
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(connect.to_string().into())).await.unwrap();
+    let hello: Value = serde_json::from_str(ws.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
+    assert_eq!(hello["ok"], true, "{hello}");
+    ws
+}
+
+/// Read until close; return the `shutdown` payload seen and the close code.
+async fn until_closed(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> (Value, Option<u16>) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut shutdown = Value::Null;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(15), ws.next()).await.expect("closed in time");
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["event"] == "shutdown" {
+                    shutdown = v["payload"].clone();
+                }
+            }
+            Some(Ok(Message::Close(f))) => return (shutdown, f.map(|f| f.code.into())),
+            Some(Ok(_)) => continue,
+            _ => return (shutdown, None),
+        }
+    }
+}
+
 #[test]
 fn sigusr1_restarts_in_process_and_sigterm_stops_cleanly() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
     let mut d = Daemon::start(&[], None);
+    let mut ws = rt.block_on(connected(&d.url, &d.token));
     d.signal(10); // SIGUSR1
+    let (shutdown, code) = rt.block_on(until_closed(&mut ws));
+    assert_eq!(shutdown, serde_json::json!({"reason": "gateway restarting", "restartExpectedMs": 1500}));
+    assert_eq!(code, Some(1012));
     let restarting = d.next_line().unwrap();
     assert!(restarting.starts_with("homarus gateway restarting ("), "{restarting}");
     let url = d.wait_for_url();
     let out = d.cli(&["health", "--url", &url, "--token", &d.token, "--json"]);
     assert!(out.status.success(), "serves again after restart: {}", stderr(&out));
 
+    let mut ws = rt.block_on(connected(&url, &d.token));
     d.signal(15); // SIGTERM
+    let (shutdown, code) = rt.block_on(until_closed(&mut ws));
+    assert_eq!(shutdown, serde_json::json!({"reason": "gateway stopping"}));
+    assert_eq!(code, Some(1012));
     let stopped = d.next_line().unwrap();
     assert!(stopped.starts_with("homarus gateway stopped in "), "{stopped}");
     assert!(!stopped.contains("warnings"), "{stopped}");
