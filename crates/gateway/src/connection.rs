@@ -25,8 +25,6 @@ use crate::methods::{self, CallContext};
 use crate::outbound::{Outbound, Outgoing};
 use crate::state::{now_ms, ClientHandle, GatewayState, ShutdownNotice};
 
-/// WebSocket-level ping interval (below the client's 2×tick watchdog and typical proxy idle limits).
-const PING_INTERVAL: Duration = Duration::from_secs(25);
 /// How long the writer gets to flush a final close frame.
 const WRITER_FLUSH: Duration = Duration::from_secs(1);
 
@@ -198,7 +196,8 @@ async fn run_session(
 ) {
     let tick_every = state.opts.tick_interval;
     let mut tick = interval_at(Instant::now() + tick_every, tick_every);
-    let mut ping = interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let ping_every = state.opts.ping_interval;
+    let mut ping = interval_at(Instant::now() + ping_every, ping_every);
     let ctx = CallContext { scopes: &session.scopes, role: &session.role };
     loop {
         tokio::select! {

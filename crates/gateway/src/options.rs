@@ -29,6 +29,8 @@ pub struct GatewayOptions {
     pub tick_interval: std::time::Duration,
     /// Time a client has to complete the handshake (protocol default 15 s).
     pub handshake_timeout: std::time::Duration,
+    /// WebSocket ping interval (25 s: under the client's 2×tick watchdog and common proxy idle limits).
+    pub ping_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for GatewayOptions {
@@ -47,6 +49,7 @@ impl std::fmt::Debug for GatewayOptions {
             .field("version", &self.version)
             .field("tick_interval", &self.tick_interval)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("ping_interval", &self.ping_interval)
             .finish()
     }
 }
@@ -66,6 +69,7 @@ impl GatewayOptions {
             version: env!("CARGO_PKG_VERSION").to_string(),
             tick_interval: std::time::Duration::from_millis(homarus_protocol::TICK_INTERVAL_MS),
             handshake_timeout: std::time::Duration::from_millis(homarus_protocol::HANDSHAKE_TIMEOUT_MS),
+            ping_interval: std::time::Duration::from_secs(25),
         }
     }
 

@@ -135,3 +135,21 @@ async fn a_silent_client_is_closed_at_the_handshake_timeout() {
     assert_eq!(c.closed().await, Closed::Code(1008, "handshake timeout".into()));
     assert!(started.elapsed() >= Duration::from_millis(200), "not closed before the timeout");
 }
+
+#[tokio::test]
+async fn the_server_pings_idle_clients() {
+    use futures_util::StreamExt;
+    let gw = TestGateway::start_tuned(None, |o| o.ping_interval = Duration::from_millis(100)).await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    let ping = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match c.ws.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Ping(_))) => return true,
+                Some(Ok(_)) => continue,
+                _ => return false,
+            }
+        }
+    })
+    .await;
+    assert_eq!(ping, Ok(true), "a WebSocket ping within the interval");
+}
