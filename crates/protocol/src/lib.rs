@@ -10,6 +10,7 @@ mod device;
 mod error;
 mod frame;
 mod scope;
+pub mod session_key;
 
 pub use connect::{from_value_with_path, parse_connect_params, AuthParams, ClientInfo, ConnectParams, DeviceParams};
 pub use constants::*;

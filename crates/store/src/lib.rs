@@ -1,11 +1,18 @@
 //! Durable gateway state in one SQLite file (WAL mode).
 //!
-//! Today it holds paired devices and pending pairing requests; later issues add sessions, tasks and
-//! cron rows. Invariant: a write the gateway acknowledges is committed before the call returns
+//! It holds paired devices, pending pairing requests and session entries (whose transcripts are
+//! append-only JSONL files next to it); later issues add tasks and cron rows. Invariant: a write the gateway acknowledges is committed before the call returns
 //! (every mutation is one implicit transaction, `synchronous=FULL`).
 mod devices;
+mod sessions;
+mod transcript;
 
 pub use devices::{DeviceRecord, DeviceStatus, NewPairingRequest};
+pub use sessions::SessionRow;
+pub use transcript::{
+    append_entries, archive_transcript, create_transcript, iso_timestamp, read_transcript, Transcript,
+    TRANSCRIPT_VERSION,
+};
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -83,6 +90,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(sessions::SESSIONS_SCHEMA)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 
