@@ -15,6 +15,7 @@ mod options;
 mod outbound;
 mod reload;
 mod server;
+mod sessions;
 mod shutdown;
 mod state;
 

@@ -33,11 +33,18 @@ pub const IMPLEMENTED_METHODS: &[&str] = &[
     "device.pair.approve",
     "device.pair.reject",
     "device.pair.remove",
+    "sessions.list",
+    "sessions.describe",
+    "sessions.create",
+    "sessions.patch",
+    "sessions.reset",
+    "sessions.delete",
+    "chat.history",
 ];
 
 /// Every event this gateway emits; advertised as `hello-ok.features.events`.
 pub const EMITTED_EVENTS: &[&str] =
-    &["connect.challenge", "tick", "shutdown", "device.pair.requested", "device.pair.resolved"];
+    &["connect.challenge", "tick", "shutdown", "device.pair.requested", "device.pair.resolved", "sessions.changed"];
 
 /// Why the gateway is closing, as broadcast to connections.
 #[derive(Debug, Clone)]

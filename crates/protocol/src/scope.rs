@@ -41,6 +41,7 @@ impl Scope {
 
 /// Least-privilege scope of each implemented method. Keep sorted by method name.
 const METHOD_SCOPES: &[(&str, &str)] = &[
+    ("chat.history", Scope::READ),
     ("config.apply", Scope::ADMIN),
     ("config.get", Scope::READ),
     ("config.patch", Scope::ADMIN),
@@ -52,6 +53,12 @@ const METHOD_SCOPES: &[(&str, &str)] = &[
     ("device.pair.remove", Scope::PAIRING),
     ("health", Scope::READ),
     ("logs.tail", Scope::READ),
+    ("sessions.create", Scope::WRITE),
+    ("sessions.delete", Scope::ADMIN),
+    ("sessions.describe", Scope::READ),
+    ("sessions.list", Scope::READ),
+    ("sessions.patch", Scope::WRITE),
+    ("sessions.reset", Scope::ADMIN),
     ("status", Scope::READ),
     ("system-presence", Scope::READ),
 ];

@@ -5,6 +5,23 @@ use serde_json::{json, Value};
 
 use crate::state::{now_ms, GatewayState};
 
+/// How many recent sessions `health` and `status` show.
+const RECENT_SESSIONS: u32 = 5;
+
+/// `{path, count, recent: [{key, updatedAt, age}]}` from the store (empty if it cannot be read).
+fn sessions_summary(state: &GatewayState) -> Value {
+    let now = now_ms();
+    let (recent, count) = state.store.sessions_page(None, RECENT_SESSIONS, 0).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read sessions for health");
+        (Vec::new(), 0)
+    });
+    let recent: Vec<Value> = recent
+        .iter()
+        .map(|r| json!({"key": r.key, "updatedAt": r.updated_at_ms, "age": (now - r.updated_at_ms).max(0)}))
+        .collect();
+    json!({"path": state.opts.database_path().display().to_string(), "count": count, "recent": recent})
+}
+
 /// The `health` payload (also embedded in `hello-ok.snapshot.health`).
 pub fn health_payload(state: &GatewayState, duration_ms: u64) -> Value {
     let reload = *state.reload_status.lock().unwrap_or_else(|p| p.into_inner());
@@ -19,7 +36,7 @@ pub fn health_payload(state: &GatewayState, duration_ms: u64) -> Value {
         "channelLabels": {},
         "defaultAgentId": "main",
         "agents": [],
-        "sessions": {"path": state.opts.database_path().display().to_string(), "count": 0, "recent": []},
+        "sessions": sessions_summary(state),
     })
 }
 
@@ -35,6 +52,7 @@ pub fn health(state: &GatewayState) -> Value {
 pub fn status(state: &GatewayState) -> Value {
     let cfg = state.config();
     let clients = state.clients.lock().unwrap_or_else(|p| p.into_inner()).len();
+    let summary = sessions_summary(state);
     json!({
         "runtimeVersion": state.opts.version,
         "runtime": "homarus",
@@ -55,7 +73,12 @@ pub fn status(state: &GatewayState) -> Value {
         "heartbeat": {"defaultAgentId": "main", "agents": []},
         "channelSummary": [],
         "queuedSystemEvents": [],
-        "sessions": {"paths": [], "count": 0, "defaults": {"model": null, "contextTokens": null}, "recent": [], "byAgent": []},
+        "sessions": {
+            "paths": [state.opts.database_path().display().to_string()],
+            "count": summary["count"],
+            "defaults": {"model": null, "contextTokens": null},
+            "recent": summary["recent"],
+        },
     })
 }
 

@@ -2,6 +2,8 @@
 mod config;
 mod devices;
 mod info;
+mod params_schema;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -85,6 +87,13 @@ async fn run(state: &Arc<GatewayState>, method: &str, params: Option<&Value>) ->
         "device.pair.approve" => devices::approve(state, parse(params)?),
         "device.pair.reject" => devices::reject(state, parse(params)?),
         "device.pair.remove" => devices::remove(state, parse(params)?),
+        "sessions.list" => sessions::list(state, params),
+        "sessions.describe" => sessions::describe(state, params),
+        "sessions.create" => sessions::create(state, params),
+        "sessions.patch" => sessions::patch(state, params),
+        "sessions.reset" => sessions::reset(state, params),
+        "sessions.delete" => sessions::delete(state, params),
+        "chat.history" => sessions::history(state, params),
         other => Err(ErrorShape::invalid(format!("unknown method: {other}"))),
     }
 }

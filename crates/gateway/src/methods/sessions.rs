@@ -1,0 +1,213 @@
+//! `sessions.list|describe|create|patch|reset|delete` and `chat.history`.
+//!
+//! Params are validated against OpenClaw's schemas first; the handlers then read the fields Homarus
+//! acts on. Every change is broadcast as `sessions.changed` to clients holding `operator.read`.
+use serde_json::{json, Map, Value};
+
+use homarus_protocol::{ErrorShape, Scope};
+use homarus_store::read_transcript;
+
+use super::params_schema::validate;
+use super::store_error;
+use crate::sessions::{entry_json, SessionService};
+use crate::state::{now_ms, GatewayState};
+
+const DEFAULT_LIST_LIMIT: u64 = 200;
+const MAX_LIST_LIMIT: u64 = 1000;
+const DEFAULT_HISTORY_LIMIT: usize = 200;
+const MAX_HISTORY_LIMIT: usize = 1000;
+
+fn obj(method: &str, params: Option<&Value>) -> Result<Map<String, Value>, ErrorShape> {
+    let v = params.cloned().filter(|p| !p.is_null()).unwrap_or_else(|| json!({}));
+    validate(method, &v)?;
+    Ok(v.as_object().cloned().unwrap_or_default())
+}
+
+fn s<'a>(p: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+    p.get(k).and_then(Value::as_str)
+}
+
+fn service(state: &GatewayState) -> SessionService<'_> {
+    SessionService::new(&state.store, &state.opts.state_dir)
+}
+
+fn changed(state: &GatewayState, reason: &str, key: &str, agent_id: &str, session: Option<Value>) {
+    let mut payload = json!({"sessionKey": key, "agentId": agent_id, "reason": reason, "ts": now_ms()});
+    if let Some(s) = session {
+        payload["session"] = s;
+    }
+    state.broadcast("sessions.changed", &payload, &[Scope::READ, Scope::WRITE]);
+}
+
+/// `sessions.list`: newest first, paged (`limit`, `offset`), filtered by `agentId`, `label`,
+/// `activeMinutes`.
+pub fn list(state: &GatewayState, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    let p = obj("sessions.list", params)?;
+    let limit = p.get("limit").and_then(Value::as_u64).unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);
+    let offset = p.get("offset").and_then(Value::as_u64).unwrap_or(0);
+    let agent = s(&p, "agentId");
+    let label = s(&p, "label");
+    let active_since = p.get("activeMinutes").and_then(Value::as_u64).map(|m| now_ms() - (m as i64) * 60_000);
+    let filtered = label.is_some() || active_since.is_some();
+    // Filters other than the agent are applied after paging by the store; page over everything then.
+    let (rows, total) = if filtered {
+        state.store.sessions_page(agent, u32::MAX, 0).map_err(store_error)?
+    } else {
+        state.store.sessions_page(agent, limit as u32, offset as u32).map_err(store_error)?
+    };
+    let mut rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| label.is_none_or(|l| r.label.as_deref() == Some(l)))
+        .filter(|r| active_since.is_none_or(|t| r.updated_at_ms >= t))
+        .collect();
+    let total = if filtered { rows.len() as u64 } else { total };
+    if filtered {
+        rows = rows.into_iter().skip(offset as usize).take(limit as usize).collect();
+    }
+    let next = offset + rows.len() as u64;
+    let has_more = next < total;
+    Ok(json!({
+        "ts": now_ms(),
+        "path": state.opts.database_path().display().to_string(),
+        "count": rows.len(),
+        "totalCount": total,
+        "limitApplied": limit,
+        "nextOffset": if has_more { json!(next) } else { Value::Null },
+        "hasMore": has_more,
+        "sessions": rows.iter().map(entry_json).collect::<Vec<_>>(),
+    }))
+}
+
+/// `sessions.describe`.
+pub fn describe(state: &GatewayState, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    let p = obj("sessions.describe", params)?;
+    let row = service(state).get(s(&p, "key").unwrap_or_default())?;
+    Ok(json!({"session": entry_json(&row)}))
+}
+
+/// `sessions.create`: a new session (or the existing one with that key).
+pub fn create(state: &GatewayState, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    let p = obj("sessions.create", params)?;
+    let (row, created) = service(state).create(
+        s(&p, "key"),
+        s(&p, "agentId"),
+        s(&p, "label"),
+        s(&p, "displayName"),
+        "operator",
+        now_ms(),
+    )?;
+    let entry = entry_json(&row);
+    if created {
+        tracing::info!(key = %row.key, session = %row.session_id, "session created");
+        changed(state, "create", &row.key, &row.agent_id, Some(entry.clone()));
+    }
+    Ok(json!({"ok": true, "key": row.key, "sessionId": row.session_id, "entry": entry, "created": created}))
+}
+
+/// `sessions.patch`.
+pub fn patch(state: &GatewayState, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    let p = obj("sessions.patch", params)?;
+    let row = service(state).patch(&p, now_ms())?;
+    let entry = entry_json(&row);
+    changed(state, "patch", &row.key, &row.agent_id, Some(entry.clone()));
+    Ok(json!({"ok": true, "path": state.opts.database_path().display().to_string(), "key": row.key, "entry": entry}))
+}
+
+/// `sessions.reset`: a fresh session id under the same key; the old transcript is archived.
+pub fn reset(state: &GatewayState, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    let p = obj("sessions.reset", params)?;
+    let key = s(&p, "key").unwrap_or_default();
+    let svc = service(state);
+    if let Some(expected) = s(&p, "expectedSessionId") {
+        let current = svc.get(key)?;
+        if current.session_id != expected {
+            return Err(ErrorShape::invalid(format!(
+                "session {key} changed: expected session id {expected}, current {}",
+                current.session_id
+            ))
+            .with_details(json!({"code": "SESSION_ID_MISMATCH", "sessionId": current.session_id})));
+        }
+    }
+    let (row, retired) = svc.reset(key, now_ms())?;
+    tracing::info!(key = %row.key, previous = %retired.previous.session_id, next = %row.session_id, "session reset");
+    let entry = entry_json(&row);
+    changed(state, "reset", &row.key, &row.agent_id, Some(entry.clone()));
+    Ok(json!({
+        "ok": true,
+        "key": row.key,
+        "sessionId": row.session_id,
+        "previousSessionId": retired.previous.session_id,
+        "archived": retired.archived.map(|a| vec![a.display().to_string()]).unwrap_or_default(),
+        "entry": entry,
+    }))
+}
+
+/// `sessions.delete`: removes the entry; the transcript is archived unless `deleteTranscript` is true.
+pub fn delete(state: &GatewayState, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    let p = obj("sessions.delete", params)?;
+    let key = s(&p, "key").unwrap_or_default();
+    let svc = service(state);
+    if let Some(expected) = s(&p, "expectedSessionId") {
+        let current = svc.get(key)?;
+        if current.session_id != expected {
+            return Err(ErrorShape::invalid(format!(
+                "session {key} changed: expected session id {expected}, current {}",
+                current.session_id
+            ))
+            .with_details(json!({"code": "SESSION_ID_MISMATCH", "sessionId": current.session_id})));
+        }
+    }
+    let delete_transcript = p.get("deleteTranscript").and_then(Value::as_bool).unwrap_or(false);
+    let retired = svc.delete(key, !delete_transcript, now_ms())?;
+    tracing::info!(key, session = %retired.previous.session_id, "session deleted");
+    changed(state, "delete", key, &retired.previous.agent_id, None);
+    Ok(json!({
+        "ok": true,
+        "key": key,
+        "deleted": true,
+        "archived": retired.archived.map(|a| vec![a.display().to_string()]).unwrap_or_default(),
+    }))
+}
+
+/// `chat.history`: the last `limit` messages of the session's current transcript, oldest first,
+/// each text trimmed to `maxChars`.
+pub fn history(state: &GatewayState, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    let p = obj("chat.history", params)?;
+    let key = s(&p, "sessionKey").unwrap_or_default();
+    let row = service(state).get(key)?;
+    let limit = p
+        .get("limit")
+        .and_then(Value::as_u64)
+        .map(|l| l as usize)
+        .unwrap_or(DEFAULT_HISTORY_LIMIT)
+        .min(MAX_HISTORY_LIMIT);
+    let max_chars = p.get("maxChars").and_then(Value::as_u64).map(|m| m as usize);
+    let transcript = read_transcript(std::path::Path::new(&row.session_file)).map_err(store_error)?;
+    for w in &transcript.warnings {
+        tracing::warn!(key, "{w}");
+    }
+    let mut messages: Vec<Value> = transcript
+        .entries
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .enumerate()
+        .map(|(i, e)| {
+            let mut m = e.get("message").cloned().unwrap_or(Value::Null);
+            if let (Some(max), Some(text)) = (max_chars, m.get("content").and_then(Value::as_str)) {
+                let cut: String = text.chars().take(max).collect();
+                m["content"] = json!(cut);
+            }
+            if let Some(obj) = m.as_object_mut() {
+                obj.insert(
+                    "__openclaw".into(),
+                    json!({"id": e.get("id").cloned().unwrap_or(Value::Null), "seq": i + 1}),
+                );
+            }
+            m
+        })
+        .collect();
+    if messages.len() > limit {
+        messages.drain(..messages.len() - limit);
+    }
+    Ok(json!({"sessionKey": row.key, "sessionId": row.session_id, "messages": messages}))
+}
