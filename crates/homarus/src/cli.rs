@@ -29,6 +29,48 @@ pub enum Command {
     /// Device pairing: list, approve, reject, remove.
     #[command(subcommand)]
     Devices(DevicesCmd),
+    /// Sessions: list, show, reset, delete.
+    #[command(subcommand)]
+    Sessions(SessionsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SessionsCmd {
+    /// Sessions, most recently updated first.
+    List {
+        /// Only this agent's sessions.
+        #[arg(long)]
+        agent: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// One session's entry.
+    Show {
+        /// Session key, e.g. agent:main:main.
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Start a fresh session under the key (the old transcript is archived).
+    Reset {
+        /// Session key.
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a session (its transcript is archived unless --delete-transcript).
+    Delete {
+        /// Session key.
+        key: String,
+        /// Remove the transcript instead of archiving it.
+        #[arg(long)]
+        delete_transcript: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -219,6 +261,12 @@ impl Cli {
                 | DevicesCmd::Remove { client, .. },
             ) => client.json,
             Command::Config(ConfigCmd::Get { json, .. } | ConfigCmd::Validate { json }) => *json,
+            Command::Sessions(
+                SessionsCmd::List { client, .. }
+                | SessionsCmd::Show { client, .. }
+                | SessionsCmd::Reset { client, .. }
+                | SessionsCmd::Delete { client, .. },
+            ) => client.json,
             _ => false,
         }
     }
@@ -259,5 +307,51 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             call_and_print(&client, method, params).await
         }
         Command::Config(c) => crate::config_cmd::run(c),
+        Command::Sessions(SessionsCmd::List { agent, limit, client }) => {
+            let mut params = serde_json::json!({"limit": limit});
+            if let Some(a) = agent {
+                params["agentId"] = serde_json::json!(a);
+            }
+            if client.json {
+                return call_and_print(&client, "sessions.list", Some(params)).await;
+            }
+            let list = crate::client::call(&client, "sessions.list", Some(params)).await?;
+            print_sessions(&list);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sessions(SessionsCmd::Show { key, client }) => {
+            call_and_print(&client, "sessions.describe", Some(serde_json::json!({"key": key}))).await
+        }
+        Command::Sessions(SessionsCmd::Reset { key, client }) => {
+            call_and_print(&client, "sessions.reset", Some(serde_json::json!({"key": key, "reason": "reset"}))).await
+        }
+        Command::Sessions(SessionsCmd::Delete { key, delete_transcript, client }) => {
+            let params = serde_json::json!({"key": key, "deleteTranscript": delete_transcript});
+            call_and_print(&client, "sessions.delete", Some(params)).await
+        }
     }
+}
+
+/// A table: key, session id, last update (UTC), messages.
+fn print_sessions(list: &serde_json::Value) {
+    let rows = list["sessions"].as_array().cloned().unwrap_or_default();
+    println!("{} of {} sessions", rows.len(), list["totalCount"]);
+    for r in rows {
+        let updated = r["updatedAt"].as_i64().unwrap_or(0);
+        println!(
+            "{:<48} {:<36} {:>24} {:>6}",
+            r["key"].as_str().unwrap_or(""),
+            r["sessionId"].as_str().unwrap_or(""),
+            format_utc(updated),
+            r["messageCount"]
+        );
+    }
+}
+
+fn format_utc(ms: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| ms.to_string())
 }

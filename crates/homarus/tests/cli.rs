@@ -195,3 +195,30 @@ fn http_probes_answer_curl() {
     assert_eq!(v["failing"], serde_json::json!([]));
     assert!(v["uptimeMs"].as_u64().is_some());
 }
+
+#[test]
+fn sessions_commands_go_through_the_gateway() {
+    let d = Daemon::start(&[], None);
+    let call = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--url", &d.url, "--token", &d.token]);
+        d.cli(&all)
+    };
+    let out = call(&["gateway", "call", "sessions.create", "--params", r#"{"key":"agent:main:cli"}"#, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = call(&["sessions", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("1 of 1 sessions"), "{text}");
+    assert!(text.contains("agent:main:cli"), "{text}");
+    let shown: Value = serde_json::from_str(&stdout(&call(&["sessions", "show", "agent:main:cli", "--json"]))).unwrap();
+    let reset: Value =
+        serde_json::from_str(&stdout(&call(&["sessions", "reset", "agent:main:cli", "--json"]))).unwrap();
+    assert_eq!(reset["previousSessionId"], shown["session"]["sessionId"]);
+    let deleted: Value =
+        serde_json::from_str(&stdout(&call(&["sessions", "delete", "agent:main:cli", "--json"]))).unwrap();
+    assert_eq!(deleted["deleted"], true);
+    let out = call(&["sessions", "show", "agent:main:cli"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).trim(), "homarus: gateway error INVALID_REQUEST: unknown session: agent:main:cli");
+}
