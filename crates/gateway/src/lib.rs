@@ -9,6 +9,7 @@ mod connection;
 mod dedupe;
 mod handshake;
 mod http;
+mod lifecycle;
 mod logs;
 mod methods;
 mod options;

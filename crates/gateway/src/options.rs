@@ -31,6 +31,10 @@ pub struct GatewayOptions {
     pub handshake_timeout: std::time::Duration,
     /// WebSocket ping interval (25 s: under the client's 2×tick watchdog and common proxy idle limits).
     pub ping_interval: std::time::Duration,
+    /// Plugin hook handlers (native ones registered by an embedder or test; plugin processes later).
+    pub hooks: std::sync::Arc<homarus_hooks::HookRunner>,
+    /// Total budget of the shutdown `session_end` drain (2 s).
+    pub session_end_drain_budget: std::time::Duration,
 }
 
 impl std::fmt::Debug for GatewayOptions {
@@ -50,6 +54,7 @@ impl std::fmt::Debug for GatewayOptions {
             .field("tick_interval", &self.tick_interval)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("ping_interval", &self.ping_interval)
+            .field("session_end_drain_budget", &self.session_end_drain_budget)
             .finish()
     }
 }
@@ -70,6 +75,8 @@ impl GatewayOptions {
             tick_interval: std::time::Duration::from_millis(homarus_protocol::TICK_INTERVAL_MS),
             handshake_timeout: std::time::Duration::from_millis(homarus_protocol::HANDSHAKE_TIMEOUT_MS),
             ping_interval: std::time::Duration::from_secs(25),
+            hooks: std::sync::Arc::new(homarus_hooks::HookRunner::new()),
+            session_end_drain_budget: std::time::Duration::from_secs(2),
         }
     }
 

@@ -74,6 +74,7 @@ impl Gateway {
         let log_file = log_file_path(&opts, &loaded);
         let (restart_tx, restart_rx) = mpsc::channel(1);
         let state = Arc::new(GatewayState::new(opts, loaded, auth, store, log_file, addr, restart_tx));
+        crate::lifecycle::resume_stored(&state);
 
         let (done_tx, done_rx) = mpsc::channel(1);
         let app = AppState { gateway: state.clone(), done: done_tx.clone() };
@@ -131,6 +132,17 @@ impl RunningGateway {
         seq.push("stop-accepting", Duration::from_secs(1), move || async move {
             st.closing.store(true, Ordering::SeqCst);
             let _ = stop_accepting.send(());
+            Ok(())
+        });
+        let st = state.clone();
+        let restart = restart_expected_ms.is_some();
+        // The drain has its own total budget; the step's timeout is only a backstop above it.
+        let drain_backstop = st.opts.session_end_drain_budget + Duration::from_secs(1);
+        seq.push("session-end-drain", drain_backstop, move || async move {
+            let out = crate::lifecycle::drain(&st, restart).await;
+            if out.timed_out {
+                return Err(format!("timed out with {} sessions", out.emitted_session_ids.len()));
+            }
             Ok(())
         });
         let st = state.clone();

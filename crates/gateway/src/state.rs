@@ -104,6 +104,8 @@ pub struct GatewayState {
     pub closing: std::sync::atomic::AtomicBool,
     /// Why the last config file reload was rejected (cleared by a good reload).
     pub last_reload_error: Mutex<Option<String>>,
+    /// Sessions that started and have not ended (the shutdown drain ends them).
+    pub active_sessions: homarus_hooks::ActiveSessionTracker,
 }
 
 impl GatewayState {
@@ -138,6 +140,7 @@ impl GatewayState {
             restart_tx,
             closing: std::sync::atomic::AtomicBool::new(false),
             last_reload_error: Mutex::new(None),
+            active_sessions: homarus_hooks::ActiveSessionTracker::new(),
         }
     }
 

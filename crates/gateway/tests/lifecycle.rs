@@ -30,7 +30,14 @@ async fn the_close_sequence_has_named_steps() {
     let seq = gw.running.take().unwrap().shutdown_sequence("gateway stopping", None);
     assert_eq!(
         seq.names(),
-        vec!["config-reloader", "stop-accepting", "broadcast-shutdown", "close-clients", "http-server"]
+        vec![
+            "config-reloader",
+            "stop-accepting",
+            "session-end-drain",
+            "broadcast-shutdown",
+            "close-clients",
+            "http-server"
+        ]
     );
     assert!(seq.run().await.warnings.is_empty());
 }

@@ -7,8 +7,11 @@ use serde_json::{json, Map, Value};
 use homarus_protocol::{ErrorShape, Scope};
 use homarus_store::read_transcript;
 
+use homarus_hooks::SessionEndReason;
+
 use super::params_schema::validate;
 use super::store_error;
+use crate::lifecycle;
 use crate::sessions::{entry_json, SessionService};
 use crate::state::{now_ms, GatewayState};
 
@@ -37,6 +40,14 @@ fn changed(state: &GatewayState, reason: &str, key: &str, agent_id: &str, sessio
         payload["session"] = s;
     }
     state.broadcast("sessions.changed", &payload, &[Scope::READ, Scope::WRITE]);
+}
+
+/// New sessions cannot start once the close sequence began: the drain could not end them.
+fn refuse_while_closing(state: &GatewayState) -> Result<(), ErrorShape> {
+    if state.closing.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ErrorShape::unavailable("gateway is shutting down; retry after it restarts").with_retry_after(1500));
+    }
+    Ok(())
 }
 
 /// `sessions.list`: newest first, paged (`limit`, `offset`), filtered by `agentId`, `label`,
@@ -88,6 +99,7 @@ pub fn describe(state: &GatewayState, params: Option<&Value>) -> Result<Value, E
 /// `sessions.create`: a new session (or the existing one with that key).
 pub fn create(state: &GatewayState, params: Option<&Value>) -> Result<Value, ErrorShape> {
     let p = obj("sessions.create", params)?;
+    refuse_while_closing(state)?;
     let (row, created) = service(state).create(
         s(&p, "key"),
         s(&p, "agentId"),
@@ -99,6 +111,7 @@ pub fn create(state: &GatewayState, params: Option<&Value>) -> Result<Value, Err
     let entry = entry_json(&row);
     if created {
         tracing::info!(key = %row.key, session = %row.session_id, "session created");
+        lifecycle::started(state, &row, None);
         changed(state, "create", &row.key, &row.agent_id, Some(entry.clone()));
     }
     Ok(json!({"ok": true, "key": row.key, "sessionId": row.session_id, "entry": entry, "created": created}))
@@ -128,7 +141,12 @@ pub fn reset(state: &GatewayState, params: Option<&Value>) -> Result<Value, Erro
             .with_details(json!({"code": "SESSION_ID_MISMATCH", "sessionId": current.session_id})));
         }
     }
+    refuse_while_closing(state)?;
     let (row, retired) = svc.reset(key, now_ms())?;
+    let reason = if s(&p, "reason") == Some("new") { SessionEndReason::New } else { SessionEndReason::Reset };
+    let archived = retired.archived.as_ref().map(|a| a.display().to_string());
+    lifecycle::ended(state, &retired.previous, reason, archived.as_deref(), Some(&row));
+    lifecycle::started(state, &row, Some(&retired.previous.session_id));
     tracing::info!(key = %row.key, previous = %retired.previous.session_id, next = %row.session_id, "session reset");
     let entry = entry_json(&row);
     changed(state, "reset", &row.key, &row.agent_id, Some(entry.clone()));
@@ -159,6 +177,8 @@ pub fn delete(state: &GatewayState, params: Option<&Value>) -> Result<Value, Err
     }
     let delete_transcript = p.get("deleteTranscript").and_then(Value::as_bool).unwrap_or(false);
     let retired = svc.delete(key, !delete_transcript, now_ms())?;
+    let archived = retired.archived.as_ref().map(|a| a.display().to_string());
+    lifecycle::ended(state, &retired.previous, SessionEndReason::Deleted, archived.as_deref(), None);
     tracing::info!(key, session = %retired.previous.session_id, "session deleted");
     changed(state, "delete", key, &retired.previous.agent_id, None);
     Ok(json!({

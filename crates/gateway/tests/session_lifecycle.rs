@@ -1,0 +1,162 @@
+//! The lifecycle guarantee: every session that starts gets exactly one `session_end`, through reset,
+//! delete, shutdown and restart, within a bounded drain.
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use homarus_hooks::{HandlerFuture, HookRunner, Registration};
+use serde_json::{json, Value};
+
+type Log = Arc<Mutex<Vec<(String, Value)>>>;
+
+fn recording_runner(session_end_delay: Option<Duration>) -> (Arc<HookRunner>, Log) {
+    let runner = Arc::new(HookRunner::new());
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    for hook in ["session_start", "session_end"] {
+        let log = log.clone();
+        let handler = move |name: &str, event: Value, _ctx: Value| -> HandlerFuture {
+            let log = log.clone();
+            let name = name.to_string();
+            Box::pin(async move {
+                if name == "session_end" {
+                    if let Some(d) = session_end_delay {
+                        tokio::time::sleep(d).await;
+                    }
+                }
+                log.lock().unwrap().push((name, event));
+                Ok(None)
+            })
+        };
+        runner
+            .register(Registration {
+                plugin_id: "ledger".into(),
+                hook: hook.into(),
+                priority: 0,
+                timeout: Some(Duration::from_secs(60)),
+                handler: Arc::new(handler),
+            })
+            .unwrap();
+    }
+    (runner, log)
+}
+
+/// Wait (bounded) until `n` events of `hook` were recorded.
+async fn wait_for(log: &Log, hook: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log.lock().unwrap().iter().filter(|(h, _)| h == hook).count() < n {
+        assert!(Instant::now() < deadline, "{hook}: fewer than {n} events: {:?}", log.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn ends_by_session(log: &Log) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for (hook, e) in log.lock().unwrap().iter() {
+        if hook == "session_end" {
+            out.entry(e["sessionId"].as_str().unwrap().into()).or_default().push(e["reason"].as_str().unwrap().into());
+        }
+    }
+    out
+}
+
+fn started_ids(log: &Log) -> Vec<String> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|(h, _)| h == "session_start")
+        .map(|(_, e)| e["sessionId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_started_session_ends_exactly_once_through_reset_delete_and_restart() {
+    let (runner, log) = recording_runner(None);
+    let mut gw = TestGateway::start_tuned(None, |o| o.hooks = runner.clone()).await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    for k in ["a", "b", "c"] {
+        c.call("sessions.create", json!({"key": format!("agent:main:{k}")})).await;
+    }
+    wait_for(&log, "session_start", 3).await;
+    let reset = c.call("sessions.reset", json!({"key": "agent:main:a"})).await;
+    c.call("sessions.delete", json!({"key": "agent:main:b"})).await;
+    wait_for(&log, "session_end", 2).await;
+    wait_for(&log, "session_start", 4).await;
+
+    let report = gw.close("gateway restarting", Some(1500)).await;
+    assert!(report.warnings.is_empty(), "{report:?}");
+    let ends = ends_by_session(&log);
+    let starts = started_ids(&log);
+    assert_eq!(starts.len(), 4);
+    for id in &starts {
+        assert_eq!(ends.get(id).map(Vec::len), Some(1), "session {id} must end exactly once: {ends:?}");
+    }
+    assert_eq!(ends[reset["previousSessionId"].as_str().unwrap()], ["reset"]);
+    assert_eq!(ends[reset["sessionId"].as_str().unwrap()], ["restart"]);
+    let end_of_reset =
+        log.lock().unwrap().iter().find(|(h, e)| h == "session_end" && e["reason"] == "reset").unwrap().1.clone();
+    assert_eq!(end_of_reset["nextSessionId"], reset["sessionId"]);
+    assert_eq!(end_of_reset["transcriptArchived"], true);
+    assert!(end_of_reset["sessionFile"].as_str().unwrap().contains(".jsonl.reset."));
+    let start_after_reset = log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(h, e)| h == "session_start" && e["sessionId"] == reset["sessionId"])
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(start_after_reset["resumedFrom"], reset["previousSessionId"]);
+    assert!(ends.values().flatten().filter(|r| *r == "deleted").count() == 1);
+
+    // After the restart the stored sessions are tracked again, and a shutdown ends each once more.
+    log.lock().unwrap().clear();
+    let mut opts = homarus_gateway::GatewayOptions::new(gw.dir.path().to_path_buf(), gw.config_path());
+    opts.port = Some(0);
+    opts.token = Some(TOKEN.into());
+    opts.hooks = runner.clone();
+    let running =
+        homarus_gateway::Gateway::start(opts, homarus_config::load_file(&gw.config_path()).unwrap()).await.unwrap();
+    wait_for(&log, "session_start", 2).await;
+    running.close("gateway stopping", None).await;
+    let ends = ends_by_session(&log);
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    assert!(ends.values().all(|r| r == &["shutdown"]), "{ends:?}");
+}
+
+#[tokio::test]
+async fn a_hanging_session_end_plugin_cannot_hold_the_shutdown() {
+    let (runner, log) = recording_runner(Some(Duration::from_secs(30)));
+    let mut gw = TestGateway::start_tuned(None, |o| o.hooks = runner.clone()).await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    for i in 0..20 {
+        c.call("sessions.create", json!({"key": format!("agent:main:s{i}")})).await;
+    }
+    let started = Instant::now();
+    let report = gw.close("gateway stopping", None).await;
+    assert!(started.elapsed() < Duration::from_secs(3), "closed in {:?}", started.elapsed());
+    assert_eq!(report.warnings, ["session-end-drain"]);
+    assert!(ends_by_session(&log).is_empty(), "the sleeping handler never finished");
+}
+
+#[tokio::test]
+async fn no_sessions_means_no_drain_warning_and_new_sessions_are_refused_while_closing() {
+    let (runner, log) = recording_runner(None);
+    let mut gw = TestGateway::start_tuned(None, |o| o.hooks = runner).await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    let mut seq = gw.running.take().unwrap().shutdown_sequence("gateway stopping", None);
+    // A probe step after the drain: a client still connected tries to start a session.
+    seq.insert_before("broadcast-shutdown", "probe", Duration::from_secs(5), move || async move {
+        let res = c.request("sessions.create", json!({"key": "agent:main:late"})).await;
+        if res["error"]["code"] == "UNAVAILABLE" && res["error"]["retryAfterMs"] == 1500 {
+            Ok(())
+        } else {
+            Err(format!("a session could start during the close: {res}"))
+        }
+    });
+    let report = seq.run().await;
+    assert!(report.warnings.is_empty(), "{report:?}");
+    assert!(log.lock().unwrap().is_empty(), "no session started, none ended");
+}
