@@ -77,6 +77,7 @@ pub fn parse_str(
         let message = humanize(&key, &err.inner().to_string());
         invalid(&key, message, file, &locations)
     })?;
+    check_plugin_budgets(&config, file, &locations)?;
     let warnings = config
         .unimplemented_sections()
         .into_iter()
@@ -90,6 +91,27 @@ pub fn parse_str(
 /// Parse JSON5 text into a JSON value (no validation), e.g. a `config.patch` document.
 pub fn parse_json5(src: &str, file: &str) -> Result<Value, ConfigError> {
     json5::from_str(src).map_err(|e| syntax_error(e, file))
+}
+
+/// Hook budgets are capped at 10 minutes, as in OpenClaw.
+const MAX_HOOK_BUDGET_MS: u64 = 600_000;
+
+fn check_plugin_budgets(config: &HomarusConfig, file: &str, locations: &Locations) -> Result<(), ConfigError> {
+    for (id, entry) in &config.plugins.entries {
+        let h = &entry.hooks;
+        let all = h
+            .timeout_ms
+            .map(|ms| ("timeoutMs".to_string(), ms))
+            .into_iter()
+            .chain(h.timeouts.iter().map(|(k, v)| (format!("timeouts.{k}"), *v)));
+        for (field, ms) in all {
+            if ms == 0 || ms > MAX_HOOK_BUDGET_MS {
+                let key = format!("plugins.entries.{id}.hooks.{field}");
+                return Err(invalid(&key, format!("expected 1-{MAX_HOOK_BUDGET_MS} ms, found {ms}"), file, locations));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn syntax_error(e: json5::Error, file: &str) -> ConfigError {
@@ -274,6 +296,25 @@ mod tests {
         assert!(e.starts_with("homarus.json:"), "{e}");
         assert!(e.contains("invalid JSON5"), "{e}");
         assert_eq!(err("[1]"), "(root): expected an object at the top level at homarus.json:1:1");
+    }
+
+    #[test]
+    fn plugin_entries_are_typed_and_budgets_bounded() {
+        let (_, cfg, _) = parse_str(
+            "{plugins:{load:{paths:['/p']},entries:{ledger:{enabled:true,config:{db:'x'},hooks:{timeoutMs:500,timeouts:{session_end:900}}}}}}",
+            "h.json",
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(cfg.plugins.entries["ledger"].hooks.timeouts["session_end"], 900);
+        assert_eq!(cfg.plugins.load.paths, vec!["/p".to_string()]);
+        let e = err("{plugins:{entries:{ledger:{hooks:{timeouts:{session_end:700000}}}}}}");
+        assert!(
+            e.starts_with("plugins.entries.ledger.hooks.timeouts.session_end: expected 1-600000 ms, found 700000"),
+            "{e}"
+        );
+        let e = err("{plugins:{entries:{ledger:{enabeld:true}}}}");
+        assert!(e.contains("did you mean `plugins.entries.ledger.enabled`?"), "{e}");
     }
 
     #[test]

@@ -59,9 +59,9 @@ pub struct HomarusConfig {
     /// Skills. Accepted; not yet used by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skills: Option<Value>,
-    /// Plugins. Accepted; not yet used by Homarus.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plugins: Option<Value>,
+    /// External plugins: discovery, enablement and per-plugin settings.
+    #[serde(default)]
+    pub plugins: PluginsConfig,
     /// Webhooks and internal hooks. Accepted; not yet used by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<Value>,
@@ -110,6 +110,88 @@ pub struct HomarusConfig {
     /// Web surfaces. Accepted; not implemented by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web: Option<Value>,
+}
+
+/// `plugins`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Load plugins at all (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// When set, only these plugin ids load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+    /// These plugin ids never load (wins over `allow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny: Option<Vec<String>>,
+    /// Where plugins are found besides `<stateDir>/plugins/`.
+    #[serde(default)]
+    pub load: PluginsLoadConfig,
+    /// Per-plugin settings by plugin id.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub entries: std::collections::BTreeMap<String, PluginEntryConfig>,
+    /// Install records written by tools (opaque).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installs: Option<Value>,
+    /// Slot assignments (opaque; not used by Homarus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<Value>,
+}
+
+/// `plugins.load`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginsLoadConfig {
+    /// Plugin folders (holding `homarus.plugin.json`) or folders of plugin folders. `~` is the home folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+}
+
+/// `plugins.entries.<id>`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginEntryConfig {
+    /// `false` keeps the plugin from loading (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Plugin-defined configuration, passed to the plugin in `initialize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+    /// Hook budgets and permissions.
+    #[serde(default)]
+    pub hooks: PluginHooksConfig,
+    /// Environment variables set for the plugin process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+    /// API key passed to the plugin in `initialize` (never logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// Subagent trust settings. Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subagent: Option<Value>,
+    /// Plugin LLM trust settings. Accepted; not yet used by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<Value>,
+}
+
+/// `plugins.entries.<id>.hooks`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginHooksConfig {
+    /// Budget for every hook call of this plugin, in ms (at most 600000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 600000))]
+    pub timeout_ms: Option<u64>,
+    /// Budget per hook name, in ms (at most 600000); wins over `timeoutMs`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub timeouts: std::collections::BTreeMap<String, u64>,
+    /// Let a non-bundled plugin read conversation content in conversation hooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_conversation_access: Option<bool>,
+    /// Let the plugin use prompt-mutating hooks (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_prompt_injection: Option<bool>,
 }
 
 /// `gateway`: the server itself.
@@ -376,7 +458,6 @@ impl HomarusConfig {
             ("channels", &self.channels),
             ("tools", &self.tools),
             ("skills", &self.skills),
-            ("plugins", &self.plugins),
             ("hooks", &self.hooks),
             ("cron", &self.cron),
             ("memory", &self.memory),
