@@ -88,6 +88,12 @@ fn walk(root: &Value, node: &Value, prefix: &str, rows: &mut Vec<(String, String
         let default = prop.get("default").map(|d| format!("`{d}`")).unwrap_or_else(|| "–".into());
         rows.push((key.clone(), type_name(root, prop), default, help));
         walk(root, prop, &key, rows);
+        // Maps (`plugins.entries`): document the value type under `<id>`.
+        if let Some(values) = target.get("additionalProperties").filter(|v| v.is_object()) {
+            if resolve(root, values).get("properties").is_some() {
+                walk(root, values, &format!("{key}.<id>"), rows);
+            }
+        }
     }
 }
 
@@ -122,6 +128,7 @@ mod tests {
         let md = reference_markdown();
         assert!(md.contains("| `gateway.auth.rateLimit.maxAttempts` | integer | `10` |"), "{md}");
         assert!(md.contains("| `gateway.port` |"));
+        assert!(md.contains("| `plugins.entries.<id>.hooks.timeoutMs` |"), "maps are documented by value type");
     }
 
     /// The checked-in artifacts must match the code; regenerate with `homarus config schema --write`.
