@@ -13,7 +13,7 @@ use homarus_config::LoadedConfig;
 use homarus_store::Store;
 
 use crate::http::{router, AppState};
-use crate::state::{GatewayState, ShutdownNotice};
+use crate::state::{GatewayState, ShutdownNotice, StateInit};
 use crate::{GatewayError, GatewayOptions, ResolvedAuth, ShutdownReport, ShutdownSequence};
 
 /// Entry point.
@@ -32,6 +32,20 @@ pub struct RunningGateway {
     done_tx: mpsc::Sender<()>,
     done_rx: mpsc::Receiver<()>,
     restart_rx: mpsc::Receiver<()>,
+}
+
+/// Where plugins are looked for: `<stateDir>/plugins/`, then `plugins.load.paths` (`~` expanded).
+fn plugin_roots(opts: &GatewayOptions, cfg: &LoadedConfig) -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let mut roots = vec![opts.state_dir.join("plugins")];
+    for p in &cfg.config.plugins.load.paths {
+        let path = match (p.strip_prefix("~/"), &home) {
+            (Some(rest), Some(h)) => h.join(rest),
+            _ => PathBuf::from(p),
+        };
+        roots.push(path);
+    }
+    roots
 }
 
 /// The log file: `logging.file`, else `<stateDir>/logs/homarus.log`.
@@ -73,7 +87,24 @@ impl Gateway {
         let addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr, source })?;
         let log_file = log_file_path(&opts, &loaded);
         let (restart_tx, restart_rx) = mpsc::channel(1);
-        let state = Arc::new(GatewayState::new(opts, loaded, auth, store, log_file, addr, restart_tx));
+        let plugin_roots = plugin_roots(&opts, &loaded);
+        let plugins = homarus_plugins::PluginHost::start(
+            &plugin_roots,
+            &loaded.config.plugins,
+            opts.hooks.clone(),
+            &opts.version,
+        );
+        let state = Arc::new(GatewayState::new(StateInit {
+            opts,
+            config: loaded,
+            auth,
+            store,
+            log_file,
+            listen_addr: addr,
+            restart_tx,
+            plugins,
+        }));
+        // After the plugins, so their session_start handlers see the resumed sessions.
         crate::lifecycle::resume_stored(&state);
 
         let (done_tx, done_rx) = mpsc::channel(1);
@@ -155,6 +186,14 @@ impl RunningGateway {
             drop(done_tx);
             // Every connection holds a sender clone; `None` means all have finished.
             let _ = done_rx.recv().await;
+            Ok(())
+        });
+        let st = state.clone();
+        seq.push("plugins", Duration::from_secs(3), move || async move {
+            let host = st.plugins.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(host) = host {
+                host.stop().await;
+            }
             Ok(())
         });
         seq.push("http-server", Duration::from_secs(5), move || async move {

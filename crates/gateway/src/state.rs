@@ -106,19 +106,34 @@ pub struct GatewayState {
     pub last_reload_error: Mutex<Option<String>>,
     /// Sessions that started and have not ended (the shutdown drain ends them).
     pub active_sessions: homarus_hooks::ActiveSessionTracker,
+    /// Running plugin processes; taken by the `plugins` close step.
+    pub plugins: Mutex<Option<homarus_plugins::PluginHost>>,
+}
+
+/// What the state is built from (everything [`crate::Gateway::start`] resolved).
+pub struct StateInit {
+    /// Start-up options.
+    pub opts: GatewayOptions,
+    /// The loaded configuration.
+    pub config: LoadedConfig,
+    /// The shared secret.
+    pub auth: ResolvedAuth,
+    /// The state database.
+    pub store: Store,
+    /// The log file.
+    pub log_file: PathBuf,
+    /// The bound address.
+    pub listen_addr: SocketAddr,
+    /// Restart requests go here.
+    pub restart_tx: tokio::sync::mpsc::Sender<()>,
+    /// Started plugins.
+    pub plugins: homarus_plugins::PluginHost,
 }
 
 impl GatewayState {
     /// Build the state.
-    pub fn new(
-        opts: GatewayOptions,
-        config: LoadedConfig,
-        auth: ResolvedAuth,
-        store: Store,
-        log_file: PathBuf,
-        listen_addr: SocketAddr,
-        restart_tx: tokio::sync::mpsc::Sender<()>,
-    ) -> Self {
+    pub fn new(init: StateInit) -> Self {
+        let StateInit { opts, config, auth, store, log_file, listen_addr, restart_tx, plugins } = init;
         let (shutdown_tx, _) = broadcast::channel(4);
         Self {
             opts,
@@ -141,6 +156,7 @@ impl GatewayState {
             closing: std::sync::atomic::AtomicBool::new(false),
             last_reload_error: Mutex::new(None),
             active_sessions: homarus_hooks::ActiveSessionTracker::new(),
+            plugins: Mutex::new(Some(plugins)),
         }
     }
 

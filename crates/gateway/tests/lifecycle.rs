@@ -36,6 +36,7 @@ async fn the_close_sequence_has_named_steps() {
             "session-end-drain",
             "broadcast-shutdown",
             "close-clients",
+            "plugins",
             "http-server"
         ]
     );

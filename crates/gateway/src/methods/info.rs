@@ -22,6 +22,33 @@ fn sessions_summary(state: &GatewayState) -> Value {
     json!({"path": state.opts.database_path().display().to_string(), "count": count, "recent": recent})
 }
 
+/// `health.plugins`: running plugin ids, and the ones that are failing with why.
+fn plugins_summary(state: &GatewayState) -> (Value, Value) {
+    let guard = state.plugins.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(host) = guard.as_ref() else { return (json!({"loaded": [], "errors": []}), json!([])) };
+    let statuses = host.statuses();
+    let loaded: Vec<&str> = statuses.iter().filter(|s| s.state == "running").map(|s| s.id.as_str()).collect();
+    let mut errors: Vec<Value> = statuses
+        .iter()
+        .filter(|s| s.state != "running" && s.last_error.is_some())
+        .map(|s| {
+            json!({"id": s.id, "origin": "external", "activated": false, "failurePhase": s.state,
+                   "error": s.last_error.clone().unwrap_or_default()})
+        })
+        .collect();
+    errors.extend(
+        host.problems().iter().map(|p| json!({"id": "", "origin": "discovery", "activated": false, "error": p})),
+    );
+    let detail: Vec<Value> = statuses
+        .iter()
+        .map(|s| {
+            json!({"id": s.id, "name": s.name, "dir": s.dir.display().to_string(), "hooks": s.hooks, "state": s.state,
+                   "restarts": s.restarts, "lastError": s.last_error, "pid": s.pid})
+        })
+        .collect();
+    (json!({"loaded": loaded, "errors": errors}), Value::Array(detail))
+}
+
 /// The `health` payload (also embedded in `hello-ok.snapshot.health`).
 pub fn health_payload(state: &GatewayState, duration_ms: u64) -> Value {
     let reload = *state.reload_status.lock().unwrap_or_else(|p| p.into_inner());
@@ -29,7 +56,7 @@ pub fn health_payload(state: &GatewayState, duration_ms: u64) -> Value {
         "ok": true,
         "ts": now_ms(),
         "durationMs": duration_ms,
-        "plugins": {"loaded": [], "errors": []},
+        "plugins": plugins_summary(state).0,
         "configReload": {"hotReloadStatus": reload},
         "channels": {},
         "channelOrder": [],
@@ -70,6 +97,7 @@ pub fn status(state: &GatewayState) -> Value {
             "hotReloadStatus": *state.reload_status.lock().unwrap_or_else(|p| p.into_inner()),
             "lastReloadError": *state.last_reload_error.lock().unwrap_or_else(|p| p.into_inner()),
         },
+        "plugins": plugins_summary(state).1,
         "heartbeat": {"defaultAgentId": "main", "agents": []},
         "channelSummary": [],
         "queuedSystemEvents": [],
