@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,8 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, String>>>>>;
 struct Conn {
     tx: mpsc::Sender<String>,
     pending: Pending,
+    /// Set when a caller gave up waiting for an answer: the child gets no grace at stop.
+    unresponsive: Arc<AtomicBool>,
 }
 
 /// What the host reports about a plugin.
@@ -63,15 +65,19 @@ pub struct PluginProcess {
     status: Mutex<Status>,
 }
 
-/// Removes a pending request when its caller gives up.
+/// Removes a pending request when its caller gives up, and marks the child unresponsive if the
+/// request was still unanswered.
 struct PendingGuard {
     id: u64,
     pending: Pending,
+    unresponsive: Arc<AtomicBool>,
 }
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+        if self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id).is_some() {
+            self.unresponsive.store(true, Ordering::SeqCst);
+        }
     }
 }
 
@@ -129,7 +135,7 @@ impl PluginProcess {
             }
             pending.insert(id, tx);
         }
-        let _guard = PendingGuard { id, pending: conn.pending.clone() };
+        let _guard = PendingGuard { id, pending: conn.pending.clone(), unresponsive: conn.unresponsive.clone() };
         let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
         conn.tx.try_send(line).map_err(|_| format!("plugin {}: request queue full or closed", self.id))?;
         rx.await.map_err(|_| format!("plugin {} exited before answering", self.id))?
@@ -201,7 +207,8 @@ impl PluginProcess {
         let writer = tokio::spawn(write_lines(stdin, rx));
         let reader = tokio::spawn(read_responses(self.id.clone(), stdout, pending.clone()));
         let logger = tokio::spawn(log_stderr(self.id.clone(), stderr));
-        let conn = Arc::new(Conn { tx, pending: pending.clone() });
+        let unresponsive = Arc::new(AtomicBool::new(false));
+        let conn = Arc::new(Conn { tx, pending: pending.clone(), unresponsive: unresponsive.clone() });
 
         let init = tokio::select! {
             r = tokio::time::timeout(INITIALIZE_TIMEOUT, self.request_on(&conn, "initialize", self.init_params.clone())) => Some(r),
@@ -220,7 +227,11 @@ impl PluginProcess {
                     status = child.wait() => Err(format!("exited ({})", status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()))),
                     _ = stop.changed() => {
                         self.conn.send_replace(None);
-                        let _ = tokio::time::timeout(SHUTDOWN_REQUEST_TIMEOUT, self.request_on(&conn, "shutdown", json!({}))).await;
+                        // A plugin that already left a caller unanswered is busy or stuck: no grace.
+                        if !unresponsive.load(Ordering::SeqCst) {
+                            let shutdown = self.request_on(&conn, "shutdown", json!({}));
+                            let _ = tokio::time::timeout(SHUTDOWN_REQUEST_TIMEOUT, shutdown).await;
+                        }
                         Ok(true)
                     }
                 }
@@ -231,7 +242,8 @@ impl PluginProcess {
         // Close stdin (drop every sender), give the child a moment to exit, then kill it.
         drop(conn);
         writer.abort();
-        if tokio::time::timeout(EXIT_GRACE, child.wait()).await.is_err() {
+        let grace = if unresponsive.load(Ordering::SeqCst) { Duration::ZERO } else { EXIT_GRACE };
+        if tokio::time::timeout(grace, child.wait()).await.is_err() {
             let _ = child.kill().await;
         }
         reader.abort();
