@@ -21,6 +21,6 @@ mod shutdown;
 mod state;
 
 pub use options::{GatewayError, GatewayOptions, ResolvedAuth};
-pub use server::{Gateway, RunningGateway};
+pub use server::{plugin_roots, Gateway, RunningGateway};
 pub use shutdown::{ShutdownReport, ShutdownSequence};
 pub use state::IMPLEMENTED_METHODS;

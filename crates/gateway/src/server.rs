@@ -35,7 +35,7 @@ pub struct RunningGateway {
 }
 
 /// Where plugins are looked for: `<stateDir>/plugins/`, then `plugins.load.paths` (`~` expanded).
-fn plugin_roots(opts: &GatewayOptions, cfg: &LoadedConfig) -> Vec<PathBuf> {
+pub fn plugin_roots(opts: &GatewayOptions, cfg: &LoadedConfig) -> Vec<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let mut roots = vec![opts.state_dir.join("plugins")];
     for p in &cfg.config.plugins.load.paths {

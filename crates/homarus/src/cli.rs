@@ -32,6 +32,34 @@ pub enum Command {
     /// Sessions: list, show, reset, delete.
     #[command(subcommand)]
     Sessions(SessionsCmd),
+    /// External plugins: list, inspect, enable, disable.
+    #[command(subcommand)]
+    Plugins(PluginsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginsCmd {
+    /// Plugins found in <stateDir>/plugins/ and plugins.load.paths, and whether they are enabled.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One plugin's manifest and configuration.
+    Inspect {
+        /// Plugin id.
+        id: String,
+    },
+    /// Enable a plugin (plugins.entries.<id>.enabled = true; takes effect on restart).
+    Enable {
+        /// Plugin id.
+        id: String,
+    },
+    /// Disable a plugin (plugins.entries.<id>.enabled = false; takes effect on restart).
+    Disable {
+        /// Plugin id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -261,6 +289,7 @@ impl Cli {
                 | DevicesCmd::Remove { client, .. },
             ) => client.json,
             Command::Config(ConfigCmd::Get { json, .. } | ConfigCmd::Validate { json }) => *json,
+            Command::Plugins(PluginsCmd::List { json }) => *json,
             Command::Sessions(
                 SessionsCmd::List { client, .. }
                 | SessionsCmd::Show { client, .. }
@@ -307,6 +336,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             call_and_print(&client, method, params).await
         }
         Command::Config(c) => crate::config_cmd::run(c),
+        Command::Plugins(p) => crate::plugins_cmd::run(p),
         Command::Sessions(SessionsCmd::List { agent, limit, client }) => {
             let mut params = serde_json::json!({"limit": limit});
             if let Some(a) = agent {

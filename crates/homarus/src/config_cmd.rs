@@ -81,7 +81,7 @@ fn lookup(doc: &Value, key: &str) -> Option<Value> {
 }
 
 /// Read, change, validate (exactly as the gateway would load it), then write atomically.
-fn edit(path: &Path, change: impl FnOnce(&mut Value) -> Result<()>) -> Result<()> {
+pub fn edit(path: &Path, change: impl FnOnce(&mut Value) -> Result<()>) -> Result<()> {
     let loaded = load_file(path).map_err(|e| anyhow!("invalid config (fix it before editing): {e}"))?;
     let mut doc = loaded.parsed.clone();
     change(&mut doc)?;

@@ -2,6 +2,7 @@
 mod cli;
 mod client;
 mod config_cmd;
+mod plugins_cmd;
 mod run;
 
 use std::process::ExitCode;

@@ -222,3 +222,48 @@ fn sessions_commands_go_through_the_gateway() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out).trim(), "homarus: gateway error INVALID_REQUEST: unknown session: agent:main:cli");
 }
+
+#[test]
+fn plugins_commands_list_inspect_enable_disable() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin_dir = dir.path().join("plugins/session-ledger");
+    std::fs::create_dir_all(&plugin_dir).unwrap();
+    let example = workspace_root().join("examples/plugins/session-ledger");
+    for f in ["homarus.plugin.json", "ledger.py"] {
+        std::fs::copy(example.join(f), plugin_dir.join(f)).unwrap();
+    }
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .env("HOMARUS_STATE_DIR", dir.path())
+            .env_remove("HOMARUS_CONFIG_PATH")
+            .output()
+            .unwrap()
+    };
+    let list = |json: bool| -> Value {
+        let out = if json { run(&["plugins", "list", "--json"]) } else { run(&["plugins", "list"]) };
+        assert!(out.status.success(), "{}", stderr(&out));
+        if json {
+            serde_json::from_str(&stdout(&out)).unwrap()
+        } else {
+            Value::String(stdout(&out))
+        }
+    };
+    assert_eq!(list(true)["plugins"][0]["id"], "session-ledger");
+    assert_eq!(list(true)["plugins"][0]["enabled"], true);
+    assert!(list(false).as_str().unwrap().contains("session-ledger"));
+
+    assert!(run(&["plugins", "disable", "session-ledger"]).status.success());
+    assert_eq!(list(true)["plugins"][0]["enabled"], false);
+    let cfg = std::fs::read_to_string(dir.path().join("homarus.json")).unwrap();
+    assert!(cfg.contains("\"enabled\": false"), "{cfg}");
+    let inspect: Value = serde_json::from_str(&stdout(&run(&["plugins", "inspect", "session-ledger"]))).unwrap();
+    assert_eq!(inspect["hooks"], serde_json::json!(["session_start", "session_end"]));
+    assert_eq!(inspect["entry"]["enabled"], false);
+    assert!(inspect["configSchema"]["properties"]["db"].is_object());
+    assert!(run(&["plugins", "enable", "session-ledger"]).status.success());
+    assert_eq!(list(true)["plugins"][0]["enabled"], true);
+    let missing = run(&["plugins", "inspect", "nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("no plugin with id `nope`"));
+}

@@ -9,5 +9,5 @@ mod host;
 mod manifest;
 mod process;
 
-pub use host::{PluginHost, PluginStatus};
+pub use host::{is_enabled, PluginHost, PluginStatus};
 pub use manifest::{discover, Discovered, HookSubscription, PluginManifest, MANIFEST_FILE};
