@@ -37,6 +37,9 @@ pub fn started(state: &GatewayState, row: &SessionRow, resumed_from: Option<&str
         session_file: Some(row.session_file.clone()),
         started_at_ms: now_ms(),
     });
+    if !state.opts.hooks.has_handlers("session_start") {
+        return;
+    }
     let mut event = json!({"sessionId": row.session_id, "sessionKey": row.key});
     if let Some(prev) = resumed_from {
         event["resumedFrom"] = json!(prev);
@@ -73,23 +76,13 @@ pub fn ended(
 
 /// Track every stored session again at start (after a restart they are live again).
 pub fn resume_stored(state: &GatewayState) {
-    const PAGE: u32 = 1000;
-    let mut offset = 0;
-    loop {
-        let page = match state.store.sessions_page(None, PAGE, offset) {
-            Ok((rows, _)) => rows,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read stored sessions; they are not tracked for session_end");
-                return;
-            }
-        };
-        for row in &page {
-            started(state, row, Some(&row.session_id));
-        }
-        if page.len() < PAGE as usize {
-            return;
-        }
-        offset += PAGE;
+    // Collect first: firing hooks must not happen while the store's connection is held.
+    let mut rows = Vec::new();
+    if let Err(e) = state.store.for_each_session(|row| rows.push(row)) {
+        tracing::error!(error = %e, "cannot read stored sessions; they are not tracked for session_end");
+    }
+    for row in &rows {
+        started(state, row, Some(&row.session_id));
     }
 }
 

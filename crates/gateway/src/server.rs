@@ -111,6 +111,13 @@ impl Gateway {
         let app = AppState { gateway: state.clone(), done: done_tx.clone() };
         let (stop_accepting, stop_rx) = oneshot::channel::<()>();
         let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
+        // No Nagle: a response often follows an event frame immediately, and waiting for the first
+        // segment's ACK would add the client's delayed-ACK time (~40 ms) to the call.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, service).with_graceful_shutdown(async {
                 let _ = stop_rx.await;

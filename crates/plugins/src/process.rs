@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 /// Longest line accepted from a plugin (a bigger one is a protocol error and restarts it).
 const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
@@ -35,6 +35,8 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, String>>>>>;
 struct Conn {
     tx: mpsc::Sender<String>,
     pending: Pending,
+    /// At most [`MAX_PENDING`] requests in flight; callers beyond that wait (within their budget).
+    inflight: Arc<Semaphore>,
     /// Set when a caller gave up waiting for an answer: the child gets no grace at stop.
     unresponsive: Arc<AtomicBool>,
 }
@@ -126,18 +128,13 @@ impl PluginProcess {
     }
 
     async fn request_on(&self, conn: &Conn, method: &str, params: Value) -> Result<Value, String> {
+        let _permit = conn.inflight.acquire().await.map_err(|_| format!("plugin {} stopped", self.id))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        {
-            let mut pending = conn.pending.lock().unwrap_or_else(|p| p.into_inner());
-            if pending.len() >= MAX_PENDING {
-                return Err(format!("plugin {}: too many requests in flight", self.id));
-            }
-            pending.insert(id, tx);
-        }
+        conn.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
         let _guard = PendingGuard { id, pending: conn.pending.clone(), unresponsive: conn.unresponsive.clone() };
         let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
-        conn.tx.try_send(line).map_err(|_| format!("plugin {}: request queue full or closed", self.id))?;
+        conn.tx.send(line).await.map_err(|_| format!("plugin {} exited before answering", self.id))?;
         rx.await.map_err(|_| format!("plugin {} exited before answering", self.id))?
     }
 
@@ -208,7 +205,12 @@ impl PluginProcess {
         let reader = tokio::spawn(read_responses(self.id.clone(), stdout, pending.clone()));
         let logger = tokio::spawn(log_stderr(self.id.clone(), stderr));
         let unresponsive = Arc::new(AtomicBool::new(false));
-        let conn = Arc::new(Conn { tx, pending: pending.clone(), unresponsive: unresponsive.clone() });
+        let conn = Arc::new(Conn {
+            tx,
+            pending: pending.clone(),
+            inflight: Arc::new(Semaphore::new(MAX_PENDING)),
+            unresponsive: unresponsive.clone(),
+        });
 
         let init = tokio::select! {
             r = tokio::time::timeout(INITIALIZE_TIMEOUT, self.request_on(&conn, "initialize", self.init_params.clone())) => Some(r),

@@ -95,6 +95,39 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Insert many sessions in one transaction (imports, benchmarks); existing keys are skipped.
+    /// Returns how many were inserted.
+    pub fn insert_sessions(&self, rows: &[SessionRow]) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut n = 0;
+        {
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO sessions ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ))?;
+            for s in rows {
+                n += stmt.execute(params![
+                    s.key,
+                    s.session_id,
+                    s.agent_id,
+                    s.session_file,
+                    s.chat_type,
+                    s.created_via,
+                    s.created_at_ms,
+                    s.updated_at_ms,
+                    s.session_started_at_ms,
+                    s.last_interaction_at_ms,
+                    s.message_count,
+                    s.label,
+                    s.display_name,
+                    Value::Object(s.prefs.clone()).to_string()
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
     /// Write every field of an existing session (matched by key).
     pub fn update_session(&self, s: &SessionRow) -> Result<bool, StoreError> {
         let n = self.conn().execute(
@@ -150,6 +183,16 @@ impl Store {
             None => stmt.query_map(params![limit, offset], row)?.collect::<Result<Vec<_>, _>>()?,
         };
         Ok((rows, total))
+    }
+
+    /// Visit every session in one scan (no paging), e.g. to track them all at start-up.
+    pub fn for_each_session(&self, mut f: impl FnMut(SessionRow)) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {COLS} FROM sessions"))?;
+        for r in stmt.query_map([], row)? {
+            f(r?);
+        }
+        Ok(())
     }
 
     /// Delete a session row; returns it.
@@ -208,6 +251,12 @@ mod tests {
         assert!(store.update_session(&a).unwrap());
         assert_eq!(store.session("agent:main:a").unwrap().unwrap(), a);
         assert_eq!(store.delete_session("agent:main:a").unwrap().unwrap().session_id, "1");
-        assert_eq!(store.session_count().unwrap(), 2);
+        let many: Vec<_> = (0..100).map(|i| s(&format!("agent:main:bulk{i}"), &format!("b{i}"), i, "main")).collect();
+        assert_eq!(store.insert_sessions(&many).unwrap(), 100);
+        assert_eq!(store.insert_sessions(&many).unwrap(), 0, "existing keys are skipped");
+        assert_eq!(store.session_count().unwrap(), 102);
+        let mut seen = 0;
+        store.for_each_session(|_| seen += 1).unwrap();
+        assert_eq!(seen, 102);
     }
 }
