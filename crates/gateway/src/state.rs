@@ -108,6 +108,8 @@ pub struct GatewayState {
     pub active_sessions: homarus_hooks::ActiveSessionTracker,
     /// Running plugin processes; taken by the `plugins` close step.
     pub plugins: Mutex<Option<homarus_plugins::PluginHost>>,
+    /// `health.sessions`, cached; cleared by every session change so it is never stale.
+    pub sessions_summary: Mutex<Option<Value>>,
 }
 
 /// What the state is built from (everything [`crate::Gateway::start`] resolved).
@@ -157,6 +159,7 @@ impl GatewayState {
             last_reload_error: Mutex::new(None),
             active_sessions: homarus_hooks::ActiveSessionTracker::new(),
             plugins: Mutex::new(Some(plugins)),
+            sessions_summary: Mutex::new(None),
         }
     }
 

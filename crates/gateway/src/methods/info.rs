@@ -8,18 +8,27 @@ use crate::state::{now_ms, GatewayState};
 /// How many recent sessions `health` and `status` show.
 const RECENT_SESSIONS: u32 = 5;
 
-/// `{path, count, recent: [{key, updatedAt, age}]}` from the store (empty if it cannot be read).
+/// `{path, count, recent: [{key, updatedAt, age}]}`: read from the store once, then served from the
+/// cache until a session changes (`age` is recomputed on every call).
 fn sessions_summary(state: &GatewayState) -> Value {
     let now = now_ms();
-    let (recent, count) = state.store.sessions_page(None, RECENT_SESSIONS, 0).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot read sessions for health");
-        (Vec::new(), 0)
+    let mut cache = state.sessions_summary.lock().unwrap_or_else(|p| p.into_inner());
+    let summary = cache.get_or_insert_with(|| {
+        let (recent, count) = state.store.sessions_page(None, RECENT_SESSIONS, 0).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read sessions for health");
+            (Vec::new(), 0)
+        });
+        let recent: Vec<Value> = recent.iter().map(|r| json!({"key": r.key, "updatedAt": r.updated_at_ms})).collect();
+        json!({"path": state.opts.database_path().display().to_string(), "count": count, "recent": recent})
     });
-    let recent: Vec<Value> = recent
-        .iter()
-        .map(|r| json!({"key": r.key, "updatedAt": r.updated_at_ms, "age": (now - r.updated_at_ms).max(0)}))
-        .collect();
-    json!({"path": state.opts.database_path().display().to_string(), "count": count, "recent": recent})
+    let mut out = summary.clone();
+    if let Some(recent) = out["recent"].as_array_mut() {
+        for r in recent {
+            let age = (now - r["updatedAt"].as_i64().unwrap_or(now)).max(0);
+            r["age"] = json!(age);
+        }
+    }
+    out
 }
 
 /// `health.plugins`: running plugin ids, and the ones that are failing with why.

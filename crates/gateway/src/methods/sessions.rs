@@ -35,6 +35,7 @@ fn service(state: &GatewayState) -> SessionService<'_> {
 }
 
 fn changed(state: &GatewayState, reason: &str, key: &str, agent_id: &str, session: Option<Value>) {
+    *state.sessions_summary.lock().unwrap_or_else(|p| p.into_inner()) = None;
     let mut payload = json!({"sessionKey": key, "agentId": agent_id, "reason": reason, "ts": now_ms()});
     if let Some(s) = session {
         payload["session"] = s;
