@@ -62,9 +62,9 @@ pub struct HomarusConfig {
     /// External plugins: discovery, enablement and per-plugin settings.
     #[serde(default)]
     pub plugins: PluginsConfig,
-    /// Webhooks and internal hooks. Accepted; not yet used by Homarus.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hooks: Option<Value>,
+    /// Internal automation hooks (`hooks.internal`); the webhook keys are accepted for later.
+    #[serde(default)]
+    pub hooks: HooksConfig,
     /// Cron scheduler. Accepted; not yet used by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<Value>,
@@ -110,6 +110,83 @@ pub struct HomarusConfig {
     /// Web surfaces. Accepted; not implemented by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web: Option<Value>,
+}
+
+/// `hooks`: HTTP webhooks (not implemented yet) and internal automation hooks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HooksConfig {
+    /// Webhook ingress on/off. Accepted; webhooks are not implemented yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Webhook token. Accepted; webhooks are not implemented yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Webhook path. Accepted; webhooks are not implemented yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Webhook mappings. Accepted; webhooks are not implemented yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mappings: Option<Value>,
+    /// Webhook agent allowlist. Accepted; webhooks are not implemented yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_agent_ids: Option<Value>,
+    /// Webhook session-key policy. Accepted; webhooks are not implemented yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_request_session_key: Option<Value>,
+    /// Webhook session-key prefixes. Accepted; webhooks are not implemented yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_session_key_prefixes: Option<Value>,
+    /// Webhook default session key. Accepted; webhooks are not implemented yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_session_key: Option<Value>,
+    /// Gmail watcher. Accepted; not implemented by Homarus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gmail: Option<Value>,
+    /// Internal automation hooks (`HOOK.md` folders and bundled hooks).
+    #[serde(default)]
+    pub internal: InternalHooksConfig,
+}
+
+/// `hooks.internal`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InternalHooksConfig {
+    /// Master switch. `false`: no internal hooks. `true` with no named entries: every eligible hook loads.
+    /// Omitted: only hooks named in `entries` load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Per-hook settings by hook name; an entry not `enabled: false` selects the hook.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub entries: std::collections::BTreeMap<String, InternalHookEntry>,
+    /// Extra hook folders.
+    #[serde(default)]
+    pub load: InternalHooksLoadConfig,
+}
+
+/// `hooks.internal.entries.<name>`: `enabled`, `env`, and any handler-defined options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InternalHookEntry {
+    /// `false` disables the hook; `true` selects it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Environment variables for the hook's handler process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+    /// Handler-defined options, passed through in the event's `context.hookConfig`.
+    #[serde(flatten)]
+    pub options: std::collections::BTreeMap<String, Value>,
+}
+
+/// `hooks.internal.load`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InternalHooksLoadConfig {
+    /// Folders holding hook folders (or a single hook folder); later ones win on a name clash, and
+    /// `<stateDir>/hooks/` wins over all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_dirs: Vec<String>,
 }
 
 /// `plugins`.
@@ -458,7 +535,6 @@ impl HomarusConfig {
             ("channels", &self.channels),
             ("tools", &self.tools),
             ("skills", &self.skills),
-            ("hooks", &self.hooks),
             ("cron", &self.cron),
             ("memory", &self.memory),
             ("browser", &self.browser),
@@ -485,7 +561,19 @@ impl HomarusConfig {
             ("gateway.tools", &g.tools),
             ("gateway.push", &g.push),
         ];
-        for (name, v) in top.iter().chain(gw.iter()) {
+        let h = &self.hooks;
+        let webhooks: &[(&'static str, &Option<Value>)] = &[
+            ("hooks.mappings", &h.mappings),
+            ("hooks.allowedAgentIds", &h.allowed_agent_ids),
+            ("hooks.allowRequestSessionKey", &h.allow_request_session_key),
+            ("hooks.allowedSessionKeyPrefixes", &h.allowed_session_key_prefixes),
+            ("hooks.defaultSessionKey", &h.default_session_key),
+            ("hooks.gmail", &h.gmail),
+        ];
+        if h.enabled.is_some() || h.token.is_some() || h.path.is_some() {
+            out.push("hooks (webhooks)");
+        }
+        for (name, v) in top.iter().chain(gw.iter()).chain(webhooks.iter()) {
             if v.is_some() {
                 out.push(*name);
             }

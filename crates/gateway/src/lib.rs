@@ -5,6 +5,7 @@
 //! the [`ShutdownSequence`]: named, individually time-bounded steps that end with every client closed
 //! (1012) and every owned task finished.
 mod auth;
+mod automation;
 mod connection;
 mod dedupe;
 mod handshake;

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -94,6 +95,7 @@ impl Gateway {
             opts.hooks.clone(),
             &opts.version,
         );
+        let internal_hooks = crate::automation::load(&opts, &loaded);
         let state = Arc::new(GatewayState::new(StateInit {
             opts,
             config: loaded,
@@ -103,9 +105,12 @@ impl Gateway {
             listen_addr: addr,
             restart_tx,
             plugins,
+            internal_hooks,
         }));
         // After the plugins, so their session_start handlers see the resumed sessions.
         crate::lifecycle::resume_stored(&state);
+        let startup = json!({"port": addr.port()});
+        crate::automation::emit_detached(&state, crate::automation::event("gateway", "startup", "gateway", startup));
 
         let (done_tx, done_rx) = mpsc::channel(1);
         let app = AppState { gateway: state.clone(), done: done_tx.clone() };
@@ -172,6 +177,20 @@ impl RunningGateway {
             let _ = stop_accepting.send(());
             Ok(())
         });
+        let st = state.clone();
+        let hook_ctx = json!({"reason": reason, "restartExpectedMs": restart_expected_ms});
+        let ctx = hook_ctx.clone();
+        seq.push("gateway:shutdown", Duration::from_secs(5), move || async move {
+            st.internal_hooks.emit(&crate::automation::event("gateway", "shutdown", "gateway", ctx)).await;
+            Ok(())
+        });
+        if restart_expected_ms.is_some() {
+            let st = state.clone();
+            seq.push("gateway:pre-restart", Duration::from_secs(10), move || async move {
+                st.internal_hooks.emit(&crate::automation::event("gateway", "pre-restart", "gateway", hook_ctx)).await;
+                Ok(())
+            });
+        }
         let st = state.clone();
         let restart = restart_expected_ms.is_some();
         // The drain has its own total budget; the step's timeout is only a backstop above it.

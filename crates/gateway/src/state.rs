@@ -110,6 +110,8 @@ pub struct GatewayState {
     pub plugins: Mutex<Option<homarus_plugins::PluginHost>>,
     /// `health.sessions`, cached; cleared by every session change so it is never stale.
     pub sessions_summary: Mutex<Option<Value>>,
+    /// Internal automation hooks.
+    pub internal_hooks: homarus_hooks::internal::InternalHookBus,
 }
 
 /// What the state is built from (everything [`crate::Gateway::start`] resolved).
@@ -130,12 +132,14 @@ pub struct StateInit {
     pub restart_tx: tokio::sync::mpsc::Sender<()>,
     /// Started plugins.
     pub plugins: homarus_plugins::PluginHost,
+    /// Loaded internal hooks.
+    pub internal_hooks: homarus_hooks::internal::InternalHookBus,
 }
 
 impl GatewayState {
     /// Build the state.
     pub fn new(init: StateInit) -> Self {
-        let StateInit { opts, config, auth, store, log_file, listen_addr, restart_tx, plugins } = init;
+        let StateInit { opts, config, auth, store, log_file, listen_addr, restart_tx, plugins, internal_hooks } = init;
         let (shutdown_tx, _) = broadcast::channel(4);
         Self {
             opts,
@@ -160,6 +164,7 @@ impl GatewayState {
             active_sessions: homarus_hooks::ActiveSessionTracker::new(),
             plugins: Mutex::new(Some(plugins)),
             sessions_summary: Mutex::new(None),
+            internal_hooks,
         }
     }
 

@@ -33,6 +33,7 @@ async fn the_close_sequence_has_named_steps() {
         vec![
             "config-reloader",
             "stop-accepting",
+            "gateway:shutdown",
             "session-end-drain",
             "broadcast-shutdown",
             "close-clients",

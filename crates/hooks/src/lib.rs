@@ -5,6 +5,7 @@
 //! may modify or block; observation hooks run all handlers concurrently. Every handler call has a
 //! budget: a hanging or failing handler costs at most that budget and never blocks the gateway.
 mod drain;
+pub mod internal;
 mod names;
 mod runner;
 mod tracker;

@@ -91,7 +91,7 @@ async fn run(state: &Arc<GatewayState>, method: &str, params: Option<&Value>) ->
         "sessions.describe" => sessions::describe(state, params),
         "sessions.create" => sessions::create(state, params),
         "sessions.patch" => sessions::patch(state, params),
-        "sessions.reset" => sessions::reset(state, params),
+        "sessions.reset" => sessions::reset(state, params).await,
         "sessions.delete" => sessions::delete(state, params),
         "chat.history" => sessions::history(state, params),
         other => Err(ErrorShape::invalid(format!("unknown method: {other}"))),

@@ -2,6 +2,8 @@
 //!
 //! Params are validated against OpenClaw's schemas first; the handlers then read the fields Homarus
 //! acts on. Every change is broadcast as `sessions.changed` to clients holding `operator.read`.
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
 
 use homarus_protocol::{ErrorShape, Scope};
@@ -119,18 +121,25 @@ pub fn create(state: &GatewayState, params: Option<&Value>) -> Result<Value, Err
 }
 
 /// `sessions.patch`.
-pub fn patch(state: &GatewayState, params: Option<&Value>) -> Result<Value, ErrorShape> {
+pub fn patch(state: &Arc<GatewayState>, params: Option<&Value>) -> Result<Value, ErrorShape> {
     let p = obj("sessions.patch", params)?;
     let row = service(state).patch(&p, now_ms())?;
     let entry = entry_json(&row);
     changed(state, "patch", &row.key, &row.agent_id, Some(entry.clone()));
+    let ctx = json!({"sessionEntry": entry, "patch": Value::Object(p.clone())});
+    crate::automation::emit_detached(state, crate::automation::event("session", "patch", &row.key, ctx));
     Ok(json!({"ok": true, "path": state.opts.database_path().display().to_string(), "key": row.key, "entry": entry}))
 }
 
-/// `sessions.reset`: a fresh session id under the same key; the old transcript is archived.
-pub fn reset(state: &GatewayState, params: Option<&Value>) -> Result<Value, ErrorShape> {
+/// `sessions.reset`: a fresh session id under the same key; the old transcript is archived. The
+/// `command:new`/`command:reset` internal hooks run first (their messages are not chat replies here).
+pub async fn reset(state: &Arc<GatewayState>, params: Option<&Value>) -> Result<Value, ErrorShape> {
     let p = obj("sessions.reset", params)?;
     let key = s(&p, "key").unwrap_or_default();
+    let command = if s(&p, "reason") == Some("new") { "new" } else { "reset" };
+    let before = service(state).get(key)?;
+    let ctx = json!({"sessionEntry": entry_json(&before), "commandSource": "rpc:sessions.reset"});
+    state.internal_hooks.emit(&crate::automation::event("command", command, key, ctx)).await;
     let svc = service(state);
     if let Some(expected) = s(&p, "expectedSessionId") {
         let current = svc.get(key)?;
