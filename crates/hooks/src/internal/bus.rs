@@ -99,8 +99,8 @@ impl InternalHookBus {
     /// order and bounded by the handler timeout. Returns the messages they produced.
     pub async fn emit(&self, event: &InternalEvent) -> Vec<String> {
         let name = event.name();
-        let family = self.hooks.iter().filter(|l| l.hook.events.iter().any(|e| e == &event.kind));
-        let exact = self.hooks.iter().filter(|l| l.hook.events.iter().any(|e| *e == name));
+        let family = self.hooks.iter().filter(|l| l.hook.events.contains(&event.kind));
+        let exact = self.hooks.iter().filter(|l| l.hook.events.contains(&name));
         let mut messages = Vec::new();
         for l in family.chain(exact) {
             let payload = event.to_json(&l.options);
