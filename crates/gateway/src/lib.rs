@@ -21,6 +21,7 @@ mod sessions;
 mod shutdown;
 mod state;
 
+pub use automation::{bundled_hooks, hook_roots};
 pub use options::{GatewayError, GatewayOptions, ResolvedAuth};
 pub use server::{plugin_roots, Gateway, RunningGateway};
 pub use shutdown::{ShutdownReport, ShutdownSequence};

@@ -35,6 +35,36 @@ pub enum Command {
     /// External plugins: list, inspect, enable, disable.
     #[command(subcommand)]
     Plugins(PluginsCmd),
+    /// Internal automation hooks: list, info, enable, disable, check.
+    #[command(subcommand)]
+    Hooks(HooksCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HooksCmd {
+    /// Hooks found (bundled, hooks.internal.load.extraDirs, <stateDir>/hooks/), selected and eligible.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One hook's details.
+    Info {
+        /// Hook name.
+        name: String,
+    },
+    /// Select a hook (hooks.internal.entries.<name>.enabled = true).
+    Enable {
+        /// Hook name.
+        name: String,
+    },
+    /// Disable a hook (hooks.internal.entries.<name>.enabled = false).
+    Disable {
+        /// Hook name.
+        name: String,
+    },
+    /// Exit non-zero if a selected hook cannot run here or a hook folder is broken.
+    Check,
 }
 
 #[derive(Subcommand, Debug)]
@@ -290,6 +320,7 @@ impl Cli {
             ) => client.json,
             Command::Config(ConfigCmd::Get { json, .. } | ConfigCmd::Validate { json }) => *json,
             Command::Plugins(PluginsCmd::List { json }) => *json,
+            Command::Hooks(HooksCmd::List { json }) => *json,
             Command::Sessions(
                 SessionsCmd::List { client, .. }
                 | SessionsCmd::Show { client, .. }
@@ -337,6 +368,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Config(c) => crate::config_cmd::run(c),
         Command::Plugins(p) => crate::plugins_cmd::run(p),
+        Command::Hooks(h) => crate::hooks_cmd::run(h),
         Command::Sessions(SessionsCmd::List { agent, limit, client }) => {
             let mut params = serde_json::json!({"limit": limit});
             if let Some(a) = agent {

@@ -2,6 +2,7 @@
 mod cli;
 mod client;
 mod config_cmd;
+mod hooks_cmd;
 mod plugins_cmd;
 mod run;
 

@@ -267,3 +267,41 @@ fn plugins_commands_list_inspect_enable_disable() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("no plugin with id `nope`"));
 }
+
+#[test]
+fn hooks_commands_list_enable_disable_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .env("HOMARUS_STATE_DIR", dir.path())
+            .env_remove("HOMARUS_CONFIG_PATH")
+            .output()
+            .unwrap()
+    };
+    let list = || -> Value { serde_json::from_str(&stdout(&run(&["hooks", "list", "--json"]))).unwrap() };
+    let logger =
+        |v: &Value| v["hooks"].as_array().unwrap().iter().find(|h| h["name"] == "command-logger").cloned().unwrap();
+    assert_eq!(logger(&list())["selected"], false, "nothing loads unless selected");
+    assert!(run(&["hooks", "enable", "command-logger"]).status.success());
+    assert_eq!(logger(&list())["selected"], true);
+    assert!(run(&["hooks", "check"]).status.success());
+    assert!(run(&["hooks", "disable", "command-logger"]).status.success());
+    assert_eq!(logger(&list())["selected"], false);
+    let missing = run(&["hooks", "enable", "nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("no hook named `nope`"));
+
+    let hook = dir.path().join("hooks/needs-tool");
+    std::fs::create_dir_all(&hook).unwrap();
+    std::fs::write(
+        hook.join("HOOK.md"),
+        "---\nmetadata: {openclaw: {events: [command], requires: {bins: [surely-not-a-real-tool]}}}\n---\n",
+    )
+    .unwrap();
+    std::fs::write(hook.join("handler"), "#!/bin/sh\n").unwrap();
+    assert!(run(&["hooks", "enable", "needs-tool"]).status.success());
+    let check = run(&["hooks", "check"]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(stderr(&check).contains("hook needs-tool: missing program `surely-not-a-real-tool`"), "{}", stderr(&check));
+}
