@@ -115,7 +115,8 @@ fn a_plugin_sleeping_in_session_end_cannot_hold_the_exit() {
     let status = d.child.wait().unwrap();
     let took = started.elapsed();
     assert!(status.success());
-    assert!(took < Duration::from_secs(3), "exited after {took:?}");
+    eprintln!("signal to exit: {took:?}; {line}");
+    assert!(took < Duration::from_secs(3), "exited after {took:?} ({line})");
     assert!(line.contains("warnings: session-end-drain"), "{line}");
     let log = std::fs::read_to_string(d.state_dir().join("logs/homarus.log")).unwrap();
     assert!(log.contains("session-end-drain timed out after 2000ms after 2 sessions"), "the timeout is logged");

@@ -229,7 +229,13 @@ impl PluginProcess {
                     status = child.wait() => Err(format!("exited ({})", status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()))),
                     _ = stop.changed() => {
                         self.conn.send_replace(None);
-                        // A plugin that already left a caller unanswered is busy or stuck: no grace.
+                        // A plugin that left a caller unanswered, or still has requests outstanding
+                        // (abandoned calls may not be dropped yet: cancellation is asynchronous), is
+                        // busy or stuck: no grace.
+                        let busy = !pending.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+                        if busy {
+                            unresponsive.store(true, Ordering::SeqCst);
+                        }
                         if !unresponsive.load(Ordering::SeqCst) {
                             let shutdown = self.request_on(&conn, "shutdown", json!({}));
                             let _ = tokio::time::timeout(SHUTDOWN_REQUEST_TIMEOUT, shutdown).await;
