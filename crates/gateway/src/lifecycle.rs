@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use futures_util::StreamExt;
 use homarus_hooks::{drain_active_sessions, ActiveSession, DrainOutcome, SessionEndReason};
 use homarus_store::SessionRow;
 
@@ -28,8 +29,8 @@ fn fire(state: &GatewayState, hook: &'static str, event: Value, ctx: Value) {
     });
 }
 
-/// A session started (created, reset into a new id, or resumed at gateway start).
-pub fn started(state: &GatewayState, row: &SessionRow, resumed_from: Option<&str>) {
+/// Note a started session in the tracker; returns the `session_start` payload when someone listens.
+fn note_started(state: &GatewayState, row: &SessionRow, resumed_from: Option<&str>) -> Option<(Value, Value)> {
     state.active_sessions.note(ActiveSession {
         session_id: row.session_id.clone(),
         session_key: row.key.clone(),
@@ -38,13 +39,20 @@ pub fn started(state: &GatewayState, row: &SessionRow, resumed_from: Option<&str
         started_at_ms: now_ms(),
     });
     if !state.opts.hooks.has_handlers("session_start") {
-        return;
+        return None;
     }
     let mut event = json!({"sessionId": row.session_id, "sessionKey": row.key});
     if let Some(prev) = resumed_from {
         event["resumedFrom"] = json!(prev);
     }
-    fire(state, "session_start", event, ctx(&row.agent_id, &row.session_id, &row.key));
+    Some((event, ctx(&row.agent_id, &row.session_id, &row.key)))
+}
+
+/// A session started (created, or reset into a new id).
+pub fn started(state: &GatewayState, row: &SessionRow, resumed_from: Option<&str>) {
+    if let Some((event, ctx)) = note_started(state, row, resumed_from) {
+        fire(state, "session_start", event, ctx);
+    }
 }
 
 /// A session ended through reset or delete. `archived` is where its transcript went; `next` the
@@ -74,16 +82,36 @@ pub fn ended(
     fire(state, "session_end", event, ctx(&row.agent_id, &row.session_id, &row.key));
 }
 
-/// Track every stored session again at start (after a restart they are live again).
+/// How many resumed `session_start` calls run at once at start-up.
+const RESUME_CONCURRENCY: usize = 64;
+
+/// Track every stored session again at start (after a restart they are live again) and tell
+/// `session_start` listeners, from one background task with bounded concurrency (not one task per
+/// session: a store may hold 100,000 of them).
 pub fn resume_stored(state: &GatewayState) {
-    // Collect first: firing hooks must not happen while the store's connection is held.
+    let mut payloads = Vec::new();
+    // Collect first: hooks must not run while the store's connection is held.
     let mut rows = Vec::new();
     if let Err(e) = state.store.for_each_session(|row| rows.push(row)) {
         tracing::error!(error = %e, "cannot read stored sessions; they are not tracked for session_end");
     }
     for row in &rows {
-        started(state, row, Some(&row.session_id));
+        payloads.extend(note_started(state, row, Some(&row.session_id)));
     }
+    if payloads.is_empty() {
+        return;
+    }
+    let hooks = state.opts.hooks.clone();
+    tokio::spawn(async move {
+        futures_util::stream::iter(payloads)
+            .for_each_concurrent(RESUME_CONCURRENCY, |(event, ctx)| {
+                let hooks = hooks.clone();
+                async move {
+                    hooks.run_observation("session_start", &event, &ctx).await;
+                }
+            })
+            .await;
+    });
 }
 
 /// End every still-active session with `shutdown` or `restart`, within the drain budget.
