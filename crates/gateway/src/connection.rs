@@ -68,7 +68,7 @@ pub async fn serve(
     if let Some(session) = session {
         let n = state.next_conn_id();
         let hello = handshake::hello_ok(&state, &session, &conn_id);
-        let _ = outbound.send_text(ResponseFrame::ok_json(&session_request_id(&session), &hello));
+        let _ = outbound.send_text(ResponseFrame::ok_json(&session.connect_request_id, &hello));
         register(&state, n, &session, peer, &outbound);
         run_session(&state, &session, &mut stream, &outbound, &mut shutdown).await;
         unregister(&state, n);
@@ -80,11 +80,6 @@ pub async fn serve(
     if tokio::time::timeout(grace, &mut writer).await.is_err() {
         writer.abort();
     }
-}
-
-// The connect request id is kept on the session so the hello can answer it after registration.
-fn session_request_id(session: &Session) -> String {
-    session.connect_request_id.clone()
 }
 
 fn register(state: &GatewayState, n: u64, session: &Session, peer: SocketAddr, outbound: &Outbound) {
