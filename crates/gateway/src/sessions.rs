@@ -55,6 +55,20 @@ impl<'a> SessionService<'a> {
             .ok_or_else(|| ErrorShape::invalid(format!("unknown session: {key}")))
     }
 
+    /// The session with `key`, refused when `expected` (a client's `expectedSessionId`) no longer
+    /// matches: the session was reset or replaced since the caller looked.
+    pub fn get_expected(&self, key: &str, expected: Option<&str>) -> Result<SessionRow, ErrorShape> {
+        let row = self.get(key)?;
+        match expected {
+            Some(e) if e != row.session_id => Err(ErrorShape::invalid(format!(
+                "session {key} changed: expected session id {e}, current {}",
+                row.session_id
+            ))
+            .with_details(json!({"code": "SESSION_ID_MISMATCH", "sessionId": row.session_id}))),
+            _ => Ok(row),
+        }
+    }
+
     /// Create a session (or adopt the existing one with that key: `created` is then false).
     pub fn create(
         &self,
@@ -134,16 +148,7 @@ impl<'a> SessionService<'a> {
     /// (`null` clears). `expectedSessionId` guards against patching a session that was reset meanwhile.
     pub fn patch(&self, params: &Map<String, Value>, now: i64) -> Result<SessionRow, ErrorShape> {
         let key = params.get("key").and_then(Value::as_str).unwrap_or_default();
-        let mut row = self.get(key)?;
-        if let Some(expected) = params.get("expectedSessionId").and_then(Value::as_str) {
-            if expected != row.session_id {
-                return Err(ErrorShape::invalid(format!(
-                    "session {key} changed: expected session id {expected}, current {}",
-                    row.session_id
-                ))
-                .with_details(json!({"code": "SESSION_ID_MISMATCH", "sessionId": row.session_id})));
-            }
-        }
+        let mut row = self.get_expected(key, params.get("expectedSessionId").and_then(Value::as_str))?;
         for (field, value) in params {
             if PATCH_CONTROL_FIELDS.contains(&field.as_str()) || field.starts_with("expected") {
                 continue;

@@ -61,6 +61,32 @@ CREATE INDEX IF NOT EXISTS sessions_by_agent ON sessions (agent_id, updated_at_m
 const COLS: &str = "key, session_id, agent_id, session_file, chat_type, created_via, created_at_ms, updated_at_ms, \
      session_started_at_ms, last_interaction_at_ms, message_count, label, display_name, prefs";
 
+const PLACEHOLDERS: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14";
+
+/// Call `f` with a row's values bound in `COLS` order.
+fn with_columns<R>(
+    s: &SessionRow,
+    f: impl FnOnce(&[&dyn rusqlite::ToSql]) -> rusqlite::Result<R>,
+) -> rusqlite::Result<R> {
+    let prefs = Value::Object(s.prefs.clone()).to_string();
+    f(params![
+        s.key,
+        s.session_id,
+        s.agent_id,
+        s.session_file,
+        s.chat_type,
+        s.created_via,
+        s.created_at_ms,
+        s.updated_at_ms,
+        s.session_started_at_ms,
+        s.last_interaction_at_ms,
+        s.message_count,
+        s.label,
+        s.display_name,
+        prefs
+    ])
+}
+
 fn row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
     let prefs: String = r.get(13)?;
     Ok(SessionRow {
@@ -84,15 +110,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
 impl Store {
     /// Insert a new session; `false` (and no change) when the key already exists.
     pub fn insert_session(&self, s: &SessionRow) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
-            &format!("INSERT OR IGNORE INTO sessions ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
-            params![
-                s.key, s.session_id, s.agent_id, s.session_file, s.chat_type, s.created_via, s.created_at_ms,
-                s.updated_at_ms, s.session_started_at_ms, s.last_interaction_at_ms, s.message_count, s.label,
-                s.display_name, Value::Object(s.prefs.clone()).to_string()
-            ],
-        )?;
-        Ok(n == 1)
+        Ok(self.insert_sessions(std::slice::from_ref(s))? == 1)
     }
 
     /// Insert many sessions in one transaction (imports, benchmarks); existing keys are skipped.
@@ -102,26 +120,10 @@ impl Store {
         let tx = conn.transaction()?;
         let mut n = 0;
         {
-            let mut stmt = tx.prepare_cached(&format!(
-                "INSERT OR IGNORE INTO sessions ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-            ))?;
+            let sql = format!("INSERT OR IGNORE INTO sessions ({COLS}) VALUES ({PLACEHOLDERS})");
+            let mut stmt = tx.prepare_cached(&sql)?;
             for s in rows {
-                n += stmt.execute(params![
-                    s.key,
-                    s.session_id,
-                    s.agent_id,
-                    s.session_file,
-                    s.chat_type,
-                    s.created_via,
-                    s.created_at_ms,
-                    s.updated_at_ms,
-                    s.session_started_at_ms,
-                    s.last_interaction_at_ms,
-                    s.message_count,
-                    s.label,
-                    s.display_name,
-                    Value::Object(s.prefs.clone()).to_string()
-                ])?;
+                n += with_columns(s, |p| stmt.execute(p))?;
             }
         }
         tx.commit()?;
@@ -130,28 +132,13 @@ impl Store {
 
     /// Write every field of an existing session (matched by key).
     pub fn update_session(&self, s: &SessionRow) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+        let conn = self.conn();
+        let sql =
             "UPDATE sessions SET session_id = ?2, agent_id = ?3, session_file = ?4, chat_type = ?5, created_via = ?6,
                  created_at_ms = ?7, updated_at_ms = ?8, session_started_at_ms = ?9, last_interaction_at_ms = ?10,
                  message_count = ?11, label = ?12, display_name = ?13, prefs = ?14
-             WHERE key = ?1",
-            params![
-                s.key,
-                s.session_id,
-                s.agent_id,
-                s.session_file,
-                s.chat_type,
-                s.created_via,
-                s.created_at_ms,
-                s.updated_at_ms,
-                s.session_started_at_ms,
-                s.last_interaction_at_ms,
-                s.message_count,
-                s.label,
-                s.display_name,
-                Value::Object(s.prefs.clone()).to_string()
-            ],
-        )?;
+             WHERE key = ?1";
+        let n = with_columns(s, |p| conn.execute(sql, p))?;
         Ok(n == 1)
     }
 

@@ -137,20 +137,10 @@ pub async fn reset(state: &Arc<GatewayState>, params: Option<&Value>) -> Result<
     let p = obj("sessions.reset", params)?;
     let key = s(&p, "key").unwrap_or_default();
     let command = if s(&p, "reason") == Some("new") { "new" } else { "reset" };
-    let before = service(state).get(key)?;
+    let svc = service(state);
+    let before = svc.get_expected(key, s(&p, "expectedSessionId"))?;
     let ctx = json!({"sessionEntry": entry_json(&before), "commandSource": "rpc:sessions.reset"});
     state.internal_hooks.emit(&crate::automation::event("command", command, key, ctx)).await;
-    let svc = service(state);
-    if let Some(expected) = s(&p, "expectedSessionId") {
-        let current = svc.get(key)?;
-        if current.session_id != expected {
-            return Err(ErrorShape::invalid(format!(
-                "session {key} changed: expected session id {expected}, current {}",
-                current.session_id
-            ))
-            .with_details(json!({"code": "SESSION_ID_MISMATCH", "sessionId": current.session_id})));
-        }
-    }
     refuse_while_closing(state)?;
     let (row, retired) = svc.reset(key, now_ms())?;
     let reason = if s(&p, "reason") == Some("new") { SessionEndReason::New } else { SessionEndReason::Reset };
@@ -175,16 +165,7 @@ pub fn delete(state: &GatewayState, params: Option<&Value>) -> Result<Value, Err
     let p = obj("sessions.delete", params)?;
     let key = s(&p, "key").unwrap_or_default();
     let svc = service(state);
-    if let Some(expected) = s(&p, "expectedSessionId") {
-        let current = svc.get(key)?;
-        if current.session_id != expected {
-            return Err(ErrorShape::invalid(format!(
-                "session {key} changed: expected session id {expected}, current {}",
-                current.session_id
-            ))
-            .with_details(json!({"code": "SESSION_ID_MISMATCH", "sessionId": current.session_id})));
-        }
-    }
+    svc.get_expected(key, s(&p, "expectedSessionId"))?;
     let delete_transcript = p.get("deleteTranscript").and_then(Value::as_bool).unwrap_or(false);
     let retired = svc.delete(key, !delete_transcript, now_ms())?;
     let archived = retired.archived.as_ref().map(|a| a.display().to_string());
