@@ -13,8 +13,10 @@ fn config_with_plugin(plugin_dir: &Path, extra_entries: &str) -> String {
     format!(r#"{{plugins: {{load: {{paths: ["{}"]}}, entries: {{{extra_entries}}}}}}}"#, plugin_dir.display())
 }
 
+/// Poll `status` until the plugin runs. The bound is wide because the plugin's `initialize` writes
+/// and syncs a SQLite file, which a machine busy with a parallel build can delay by seconds.
 fn wait_plugin_running(d: &Daemon, url: &str, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = d.cli(&["status", "--url", url, "--token", &d.token, "--json"]);
         let status: Value = serde_json::from_str(&stdout(&out)).unwrap_or(Value::Null);
@@ -69,7 +71,7 @@ fn every_session_gets_exactly_one_end_per_start_across_restart_and_shutdown() {
     let url = d.wait_for_url();
     wait_plugin_running(&d, &url, "session-ledger");
     // After the restart every stored session is tracked again (session_start, resumed).
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while ledger(&db).iter().filter(|(h, _, _)| h == "session_start").count() < 6 {
         assert!(Instant::now() < deadline, "sessions not re-tracked: {:?}", ledger(&db));
         std::thread::sleep(Duration::from_millis(50));
