@@ -123,14 +123,7 @@ fn refuses_lan_without_auth_with_a_clear_message() {
 #[test]
 fn config_commands_edit_validate_and_explain_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(BIN)
-            .args(args)
-            .env("HOMARUS_STATE_DIR", dir.path())
-            .env_remove("HOMARUS_CONFIG_PATH")
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| run_in(dir.path(), args);
     assert!(run(&["config", "set", "gateway.port", "18800"]).status.success());
     assert_eq!(stdout(&run(&["config", "get", "gateway.port"])).trim(), "18800");
     let bad = run(&["config", "set", "gateway.port", "abc"]);
@@ -232,14 +225,7 @@ fn plugins_commands_list_inspect_enable_disable() {
     for f in ["homarus.plugin.json", "ledger.py"] {
         std::fs::copy(example.join(f), plugin_dir.join(f)).unwrap();
     }
-    let run = |args: &[&str]| {
-        std::process::Command::new(BIN)
-            .args(args)
-            .env("HOMARUS_STATE_DIR", dir.path())
-            .env_remove("HOMARUS_CONFIG_PATH")
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| run_in(dir.path(), args);
     let list = |json: bool| -> Value {
         let out = if json { run(&["plugins", "list", "--json"]) } else { run(&["plugins", "list"]) };
         assert!(out.status.success(), "{}", stderr(&out));
@@ -271,14 +257,7 @@ fn plugins_commands_list_inspect_enable_disable() {
 #[test]
 fn hooks_commands_list_enable_disable_check() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(BIN)
-            .args(args)
-            .env("HOMARUS_STATE_DIR", dir.path())
-            .env_remove("HOMARUS_CONFIG_PATH")
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| run_in(dir.path(), args);
     let list = || -> Value { serde_json::from_str(&stdout(&run(&["hooks", "list", "--json"]))).unwrap() };
     let logger =
         |v: &Value| v["hooks"].as_array().unwrap().iter().find(|h| h["name"] == "command-logger").cloned().unwrap();

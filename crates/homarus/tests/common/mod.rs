@@ -99,6 +99,11 @@ impl Drop for Daemon {
     }
 }
 
+/// Run `homarus <args>` with `state_dir` as its state folder (no gateway needed).
+pub fn run_in(state_dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env("HOMARUS_STATE_DIR", state_dir).env_remove("HOMARUS_CONFIG_PATH").output().unwrap()
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
