@@ -4,19 +4,18 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use homarus_config::RateLimitConfig;
 
-/// 32 random bytes, base64url: tokens for the gateway and for paired devices.
+/// 32 random bytes, hex: tokens for the gateway and for paired devices. Hex rather than base64url
+/// because a token starting with `-` would be read as a flag by `--token <value>` on any CLI.
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Hex SHA-256, used to store device tokens without keeping the token.
@@ -93,6 +92,16 @@ impl AuthRateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_64_hex_chars_and_never_look_like_a_flag() {
+        for _ in 0..256 {
+            let t = random_token();
+            assert_eq!(t.len(), 64);
+            assert!(t.bytes().all(|b| b.is_ascii_hexdigit()), "{t}");
+        }
+        assert_ne!(random_token(), random_token());
+    }
 
     #[test]
     fn secrets_compare() {
