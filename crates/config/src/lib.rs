@@ -10,9 +10,11 @@ mod load;
 mod locate;
 mod model;
 mod schema;
+mod session;
 
 pub use edit::{merge_patch, redact, restore_redacted, set_path, unset_path, write_atomic, REDACTED};
 pub use error::ConfigError;
 pub use load::{content_hash, load_file, parse_json5, parse_str, LoadedConfig};
 pub use model::*;
 pub use schema::{json_schema, reference_markdown};
+pub use session::*;

@@ -41,9 +41,9 @@ pub struct HomarusConfig {
     /// Routing bindings. Accepted; not yet used by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bindings: Option<Value>,
-    /// Session scoping and reset policy. Accepted; not yet used by Homarus.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session: Option<Value>,
+    /// Session reset policies and store maintenance; scoping keys are accepted for later.
+    #[serde(default, skip_serializing_if = "crate::session::is_default")]
+    pub session: crate::session::SessionConfig,
     /// Message queueing and group-chat behaviour. Accepted; not yet used by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<Value>,
@@ -529,7 +529,6 @@ impl HomarusConfig {
             ("models", &self.models),
             ("agents", &self.agents),
             ("bindings", &self.bindings),
-            ("session", &self.session),
             ("messages", &self.messages),
             ("commands", &self.commands),
             ("channels", &self.channels),
@@ -561,6 +560,18 @@ impl HomarusConfig {
             ("gateway.tools", &g.tools),
             ("gateway.push", &g.push),
         ];
+        let se = &self.session;
+        let sess: &[(&'static str, &Option<Value>)] = &[
+            ("session.scope", &se.scope),
+            ("session.dmScope", &se.dm_scope),
+            ("session.groupScope", &se.group_scope),
+            ("session.notifyOnCreate", &se.notify_on_create),
+            ("session.identityLinks", &se.identity_links),
+            ("session.resetTriggers", &se.reset_triggers),
+            ("session.threadBindings", &se.thread_bindings),
+            ("session.sharing", &se.sharing),
+            ("session.sendPolicy", &se.send_policy),
+        ];
         let h = &self.hooks;
         let webhooks: &[(&'static str, &Option<Value>)] = &[
             ("hooks.mappings", &h.mappings),
@@ -573,7 +584,7 @@ impl HomarusConfig {
         if h.enabled.is_some() || h.token.is_some() || h.path.is_some() {
             out.push("hooks (webhooks)");
         }
-        for (name, v) in top.iter().chain(gw.iter()).chain(webhooks.iter()) {
+        for (name, v) in top.iter().chain(gw.iter()).chain(sess.iter()).chain(webhooks.iter()) {
             if v.is_some() {
                 out.push(*name);
             }

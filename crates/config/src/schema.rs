@@ -43,6 +43,15 @@ fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
             return resolve(root, first);
         }
     }
+    // `Option<Struct>`: `anyOf: [{$ref}, {type: null}]` documents as the struct.
+    if let Some(any) = node.get("anyOf").and_then(Value::as_array) {
+        let mut non_null = any.iter().filter(|v| v.get("type").and_then(Value::as_str) != Some("null"));
+        if let (Some(only), None) = (non_null.next(), non_null.next()) {
+            if only.get("$ref").is_some() {
+                return resolve(root, only);
+            }
+        }
+    }
     node
 }
 

@@ -12,6 +12,7 @@ mod handshake;
 mod http;
 mod lifecycle;
 mod logs;
+mod maintenance;
 mod methods;
 mod options;
 mod outbound;

@@ -87,8 +87,8 @@ const RESUME_CONCURRENCY: usize = 64;
 
 /// Track every stored session again at start (after a restart they are live again) and tell
 /// `session_start` listeners, from one background task with bounded concurrency (not one task per
-/// session: a store may hold 100,000 of them).
-pub fn resume_stored(state: &GatewayState) {
+/// session: a store may hold 100,000 of them). Returns that task, when there is one.
+pub fn resume_stored(state: &GatewayState) -> Option<tokio::task::JoinHandle<()>> {
     let mut payloads = Vec::new();
     // Collect first: hooks must not run while the store's connection is held.
     let mut rows = Vec::new();
@@ -99,10 +99,10 @@ pub fn resume_stored(state: &GatewayState) {
         payloads.extend(note_started(state, row, Some(&row.session_id)));
     }
     if payloads.is_empty() {
-        return;
+        return None;
     }
     let hooks = state.opts.hooks.clone();
-    tokio::spawn(async move {
+    Some(tokio::spawn(async move {
         futures_util::stream::iter(payloads)
             .for_each_concurrent(RESUME_CONCURRENCY, |(event, ctx)| {
                 let hooks = hooks.clone();
@@ -111,7 +111,7 @@ pub fn resume_stored(state: &GatewayState) {
                 }
             })
             .await;
-    });
+    }))
 }
 
 /// End every still-active session with `shutdown` or `restart`, within the drain budget.

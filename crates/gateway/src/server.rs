@@ -30,6 +30,7 @@ pub struct RunningGateway {
     server: JoinHandle<()>,
     stop_accepting: oneshot::Sender<()>,
     watcher: Option<JoinHandle<()>>,
+    maintenance: JoinHandle<()>,
     done_tx: mpsc::Sender<()>,
     done_rx: mpsc::Receiver<()>,
     restart_rx: mpsc::Receiver<()>,
@@ -108,7 +109,10 @@ impl Gateway {
             internal_hooks,
         }));
         // After the plugins, so their session_start handlers see the resumed sessions.
-        crate::lifecycle::resume_stored(&state);
+        let resumed = crate::lifecycle::resume_stored(&state);
+        // Maintenance waits for the resumed session_start calls, so a plugin never hears a
+        // session_end before the session_start of the same session.
+        let maintenance = crate::maintenance::spawn(state.clone(), resumed, crate::maintenance::MAINTENANCE_INTERVAL);
         let startup = json!({"port": addr.port()});
         crate::automation::emit_detached(&state, crate::automation::event("gateway", "startup", "gateway", startup));
 
@@ -140,6 +144,7 @@ impl Gateway {
             server,
             stop_accepting,
             watcher,
+            maintenance,
             done_tx,
             done_rx,
             restart_rx,
@@ -162,13 +167,19 @@ impl RunningGateway {
             "" => "gateway stopping".to_string(),
             r => r.to_string(),
         };
-        let RunningGateway { state, server, stop_accepting, watcher, done_tx, mut done_rx, .. } = self;
+        let RunningGateway { state, server, stop_accepting, watcher, maintenance, done_tx, mut done_rx, .. } = self;
         let mut seq = ShutdownSequence::new();
         seq.push("config-reloader", Duration::from_secs(1), move || async move {
             if let Some(w) = watcher {
                 w.abort();
                 let _ = w.await;
             }
+            Ok(())
+        });
+        seq.push("session-maintenance", Duration::from_secs(1), move || async move {
+            // A pass removes each session in one synchronous step, so aborting between them is safe.
+            maintenance.abort();
+            let _ = maintenance.await;
             Ok(())
         });
         let st = state.clone();

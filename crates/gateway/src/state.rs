@@ -112,6 +112,8 @@ pub struct GatewayState {
     pub sessions_summary: Mutex<Option<Value>>,
     /// Internal automation hooks.
     pub internal_hooks: homarus_hooks::internal::InternalHookBus,
+    /// The last session maintenance pass (`status.sessions.maintenance`).
+    pub last_maintenance: Mutex<Option<Value>>,
 }
 
 /// What the state is built from (everything [`crate::Gateway::start`] resolved).
@@ -165,6 +167,7 @@ impl GatewayState {
             plugins: Mutex::new(Some(plugins)),
             sessions_summary: Mutex::new(None),
             internal_hooks,
+            last_maintenance: Mutex::new(None),
         }
     }
 

@@ -32,6 +32,7 @@ async fn the_close_sequence_has_named_steps() {
         seq.names(),
         vec![
             "config-reloader",
+            "session-maintenance",
             "stop-accepting",
             "gateway:shutdown",
             "session-end-drain",

@@ -160,3 +160,85 @@ async fn no_sessions_means_no_drain_warning_and_new_sessions_are_refused_while_c
     assert!(report.warnings.is_empty(), "{report:?}");
     assert!(log.lock().unwrap().is_empty(), "no session started, none ended");
 }
+
+/// Create `a` (pinned), `b`, `c`, `d`, stop, then start again on the same folder with `config`.
+async fn restart_with_four_stored_sessions(config: &str, runner: Arc<HookRunner>) -> (TestGateway, Client) {
+    let mut gw = TestGateway::start().await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    for k in ["a", "b", "c", "d"] {
+        c.call("sessions.create", json!({"key": format!("agent:main:{k}")})).await;
+    }
+    c.call("sessions.patch", json!({"key": "agent:main:a", "pinned": true})).await;
+    gw.close("gateway stopping", None).await;
+    std::fs::write(gw.config_path(), config).unwrap();
+    let mut opts = homarus_gateway::GatewayOptions::new(gw.dir.path().to_path_buf(), gw.config_path());
+    opts.port = Some(0);
+    opts.token = Some(TOKEN.into());
+    opts.hooks = runner;
+    let running =
+        homarus_gateway::Gateway::start(opts, homarus_config::load_file(&gw.config_path()).unwrap()).await.unwrap();
+    gw.addr = running.addr;
+    gw.running = Some(running);
+    let (c, _) = connect_cli(&gw.url()).await;
+    (gw, c)
+}
+
+/// The first maintenance pass, as `status` reports it (waits for it, bounded).
+async fn maintenance_pass(c: &mut Client) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = c.call("status", json!({})).await;
+        if !status["sessions"]["maintenance"].is_null() {
+            return status["sessions"]["maintenance"].clone();
+        }
+        assert!(Instant::now() < deadline, "no maintenance pass reported: {status}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn maintenance_prunes_unpinned_stale_sessions_with_one_session_end_each() {
+    let (runner, log) = recording_runner(None);
+    let config = r#"{session: {maintenance: {pruneAfter: "1ms", maxEntries: 2}}}"#;
+    let (mut gw, mut c) = restart_with_four_stored_sessions(config, runner).await;
+    let pass = maintenance_pass(&mut c).await;
+    assert_eq!(pass["enforced"], true, "{pass}");
+    assert_eq!(pass["selectedCount"], 3, "{pass}");
+    assert_eq!(pass["maxEntries"], 2);
+    wait_for(&log, "session_end", 3).await;
+    let list = c.call("sessions.list", json!({})).await;
+    let keys: Vec<_> = list["sessions"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["agent:main:a"], "the pinned session stays");
+
+    // Every removed session was resumed first, ended once as `deleted`, with its transcript archived.
+    let events = log.lock().unwrap().clone();
+    for (i, (hook, e)) in events.iter().enumerate() {
+        if hook == "session_end" {
+            assert_eq!(e["reason"], "deleted");
+            assert!(e["sessionFile"].as_str().unwrap().contains(".jsonl.deleted."), "{e}");
+            assert!(std::path::Path::new(e["sessionFile"].as_str().unwrap()).exists());
+            let started_before =
+                events[..i].iter().any(|(h, s)| h == "session_start" && s["sessionId"] == e["sessionId"]);
+            assert!(started_before, "session_end before its session_start: {events:?}");
+        }
+    }
+    gw.close("gateway stopping", None).await;
+    let ends = ends_by_session(&log);
+    assert_eq!(ends.len(), 4, "{ends:?}");
+    assert!(ends.values().all(|r| r.len() == 1), "{ends:?}");
+    assert_eq!(ends.values().filter(|r| r[0] == "shutdown").count(), 1, "{ends:?}");
+}
+
+#[tokio::test]
+async fn maintenance_in_warn_mode_only_reports() {
+    let (runner, log) = recording_runner(None);
+    let config = r#"{session: {maintenance: {mode: "warn", maxEntries: 1}}}"#;
+    let (mut gw, mut c) = restart_with_four_stored_sessions(config, runner).await;
+    let pass = maintenance_pass(&mut c).await;
+    assert_eq!(pass["enforced"], false, "{pass}");
+    assert_eq!(pass["mode"], "warn");
+    assert_eq!(pass["selectedCount"], 3, "the three beyond the cap, pinned excluded: {pass}");
+    assert_eq!(c.call("sessions.list", json!({})).await["count"], 4);
+    gw.close("gateway stopping", None).await;
+    assert!(ends_by_session(&log).values().all(|r| r == &["shutdown"]));
+}

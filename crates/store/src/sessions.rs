@@ -182,6 +182,25 @@ impl Store {
         Ok(())
     }
 
+    /// Maintenance candidates, least recently updated first, at most `limit`: every session updated
+    /// before `stale_before_ms`, plus the oldest ones beyond the newest `keep_newest`.
+    pub fn maintenance_candidates(
+        &self,
+        stale_before_ms: i64,
+        keep_newest: u64,
+        limit: u32,
+    ) -> Result<Vec<SessionRow>, StoreError> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {COLS} FROM sessions WHERE updated_at_ms < ?1 OR key IN (
+                 SELECT key FROM sessions ORDER BY updated_at_ms DESC, key LIMIT -1 OFFSET ?2)
+             ORDER BY updated_at_ms ASC, key LIMIT ?3"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![stale_before_ms, keep_newest as i64, limit], row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     /// Delete a session row; returns it.
     pub fn delete_session(&self, key: &str) -> Result<Option<SessionRow>, StoreError> {
         let existing = self.session(key)?;
@@ -245,5 +264,22 @@ mod tests {
         let mut seen = 0;
         store.for_each_session(|_| seen += 1).unwrap();
         assert_eq!(seen, 102);
+    }
+
+    #[test]
+    fn maintenance_candidates_are_stale_or_beyond_the_cap_oldest_first() {
+        let store = Store::open_in_memory().unwrap();
+        let rows: Vec<_> =
+            (0..10).map(|i| s(&format!("agent:main:k{i}"), &format!("id{i}"), 100 + i, "main")).collect();
+        store.insert_sessions(&rows).unwrap();
+        let keys = |v: Vec<SessionRow>| v.into_iter().map(|r| r.key).collect::<Vec<_>>();
+        assert!(store.maintenance_candidates(0, 100, 50).unwrap().is_empty());
+        assert_eq!(keys(store.maintenance_candidates(102, 100, 50).unwrap()), ["agent:main:k0", "agent:main:k1"]);
+        assert_eq!(
+            keys(store.maintenance_candidates(0, 7, 50).unwrap()),
+            ["agent:main:k0", "agent:main:k1", "agent:main:k2"]
+        );
+        assert_eq!(keys(store.maintenance_candidates(101, 8, 50).unwrap()), ["agent:main:k0", "agent:main:k1"]);
+        assert_eq!(store.maintenance_candidates(200, 0, 4).unwrap().len(), 4, "bounded by limit");
     }
 }

@@ -115,6 +115,7 @@ pub fn status(state: &GatewayState) -> Value {
             "count": summary["count"],
             "defaults": {"model": null, "contextTokens": null},
             "recent": summary["recent"],
+            "maintenance": *state.last_maintenance.lock().unwrap_or_else(|p| p.into_inner()),
         },
     })
 }

@@ -3,7 +3,7 @@ mod config;
 mod devices;
 mod info;
 mod params_schema;
-mod sessions;
+pub(crate) mod sessions;
 
 use std::sync::Arc;
 

@@ -36,7 +36,8 @@ fn service(state: &GatewayState) -> SessionService<'_> {
     SessionService::new(&state.store, &state.opts.state_dir)
 }
 
-fn changed(state: &GatewayState, reason: &str, key: &str, agent_id: &str, session: Option<Value>) {
+/// Broadcast `sessions.changed` (and drop the cached summary).
+pub(crate) fn changed(state: &GatewayState, reason: &str, key: &str, agent_id: &str, session: Option<Value>) {
     *state.sessions_summary.lock().unwrap_or_else(|p| p.into_inner()) = None;
     let mut payload = json!({"sessionKey": key, "agentId": agent_id, "reason": reason, "ts": now_ms()});
     if let Some(s) = session {
