@@ -4,6 +4,7 @@
 //! Key names and shapes follow OpenClaw's (`gateway.port`, `gateway.auth.mode`, …) so an OpenClaw
 //! config file loads unchanged. Sections OpenClaw has that Homarus does not implement yet are accepted
 //! and reported as warnings, never silently dropped; keys OpenClaw does not have are errors.
+mod agents;
 mod edit;
 mod error;
 mod load;
@@ -12,6 +13,7 @@ mod model;
 mod schema;
 mod session;
 
+pub use agents::*;
 pub use edit::{merge_patch, redact, restore_redacted, set_path, unset_path, write_atomic, REDACTED};
 pub use error::ConfigError;
 pub use load::{content_hash, load_file, parse_json5, parse_str, LoadedConfig};

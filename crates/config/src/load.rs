@@ -340,7 +340,12 @@ mod tests {
           "gateway":{"mode":"local","port":18789,"bind":"loopback","auth":{"mode":"token","token":"t"}}}"#;
         let (_, cfg, warnings) = parse_str(src, "openclaw.json", &no_env).unwrap();
         assert_eq!(cfg.port(), 18789);
-        assert!(warnings.iter().any(|w| w.starts_with("agents:")), "{warnings:?}");
-        assert!(warnings.iter().any(|w| w.starts_with("models:")), "{warnings:?}");
+        // Models and agents are typed now: only the keys Homarus does not act on are reported.
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("models.mode:"), "{warnings:?}");
+        let local = &cfg.models.providers["local"];
+        assert_eq!(local.models[0].context_window, Some(120000));
+        assert_eq!(local.models[0].name.as_deref(), Some("Mock Model"));
+        assert_eq!(cfg.agents.defaults.model.as_ref().unwrap().refs(), ["local/mock-model"]);
     }
 }

@@ -32,12 +32,12 @@ pub struct HomarusConfig {
     /// OpenClaw `auth` section (provider auth profiles). Accepted; not yet used by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<Value>,
-    /// Model providers and their models. Accepted; used once the agent runtime lands.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub models: Option<Value>,
-    /// Agents (`agents.defaults`, `agents.entries.<id>`). Accepted; used once the agent runtime lands.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agents: Option<Value>,
+    /// Model providers and their models.
+    #[serde(default, skip_serializing_if = "crate::session::is_default")]
+    pub models: crate::agents::ModelsConfig,
+    /// Agents: `agents.defaults` and per-agent `agents.entries.<id>`.
+    #[serde(default, skip_serializing_if = "crate::session::is_default")]
+    pub agents: crate::agents::AgentsConfig,
     /// Routing bindings. Accepted; not yet used by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bindings: Option<Value>,
@@ -520,14 +520,13 @@ impl HomarusConfig {
     }
 
     /// Top-level (and `gateway.*`) keys that are set but not implemented yet, for warnings.
-    pub fn unimplemented_sections(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
+    pub fn unimplemented_sections(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.agents.unimplemented_keys();
+        out.extend(self.models.unimplemented_keys());
         let top: &[(&'static str, &Option<Value>)] = &[
             ("env", &self.env),
             ("secrets", &self.secrets),
             ("auth", &self.auth),
-            ("models", &self.models),
-            ("agents", &self.agents),
             ("bindings", &self.bindings),
             ("messages", &self.messages),
             ("commands", &self.commands),
@@ -582,11 +581,11 @@ impl HomarusConfig {
             ("hooks.gmail", &h.gmail),
         ];
         if h.enabled.is_some() || h.token.is_some() || h.path.is_some() {
-            out.push("hooks (webhooks)");
+            out.push("hooks (webhooks)".into());
         }
         for (name, v) in top.iter().chain(gw.iter()).chain(sess.iter()).chain(webhooks.iter()) {
             if v.is_some() {
-                out.push(*name);
+                out.push(name.to_string());
             }
         }
         out

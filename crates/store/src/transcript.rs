@@ -53,9 +53,13 @@ pub fn create_transcript(path: &Path, session_id: &str, cwd: &str, now_ms: i64) 
     f.sync_all().map_err(io(path))
 }
 
-/// Append entries, each on its own line, and sync before returning.
+/// Append entries, each on its own line, and sync before returning. When a crash left a torn last
+/// line (no trailing newline), the new entries start on a fresh line so they stay readable.
 pub fn append_entries(path: &Path, entries: &[Value]) -> Result<(), StoreError> {
     let mut buf = String::new();
+    if !ends_with_newline(path).map_err(io(path))? {
+        buf.push('\n');
+    }
     for e in entries {
         buf.push_str(&e.to_string());
         buf.push('\n');
@@ -63,6 +67,23 @@ pub fn append_entries(path: &Path, entries: &[Value]) -> Result<(), StoreError> 
     let mut f = open_private(path, false).map_err(io(path))?;
     f.write_all(buf.as_bytes()).map_err(io(path))?;
     f.sync_data().map_err(io(path))
+}
+
+/// Whether the file's last byte is a newline (an empty or missing file counts as yes).
+fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    if f.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
 }
 
 /// A transcript as read back.
@@ -162,5 +183,11 @@ mod tests {
         assert_eq!(t.entries, vec![json!({"id":"ok"})]);
         assert_eq!(t.warnings.len(), 1);
         assert!(t.warnings[0].contains("torn last line 3"), "{:?}", t.warnings);
+        // An append after the crash starts a fresh line: the new entry is kept, the torn one skipped.
+        append_entries(&p, &[json!({"id":"after"})]).unwrap();
+        let t = read_transcript(&p).unwrap();
+        assert_eq!(t.entries, vec![json!({"id":"ok"}), json!({"id":"after"})]);
+        assert_eq!(t.warnings.len(), 1);
+        assert!(t.warnings[0].contains("line 3 is not JSON"), "{:?}", t.warnings);
     }
 }

@@ -1,0 +1,202 @@
+//! `models` (providers and their models) and `agents` (defaults and per-agent entries).
+//!
+//! Only the keys Homarus acts on are typed; OpenClaw has many more (TTS, sandbox, runtimes, …) which
+//! are kept in `extra` maps so an OpenClaw config loads unchanged, and reported as not implemented.
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `models`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelsConfig {
+    /// Model providers by id (`openai`, `anthropic`, `ollama`, `local`, …); model refs are `<id>/<model>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Other OpenClaw `models` keys (`mode`, …). Accepted; not used by Homarus.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// `models.providers.<id>`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderConfig {
+    /// API base URL, e.g. `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1`, `https://api.anthropic.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// API key (use `${OPENAI_API_KEY}`); when unset, `OPENAI_API_KEY`/`ANTHROPIC_API_KEY` by API kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// Wire format: `openai-completions` (OpenAI-compatible Chat Completions: OpenAI, Ollama,
+    /// llama.cpp, vLLM, LM Studio, OpenRouter) or `anthropic-messages`. Default by provider id
+    /// (`anthropic` → `anthropic-messages`, else `openai-completions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    /// Extra HTTP headers sent with every request.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The provider's models.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelEntryConfig>,
+    /// Other OpenClaw provider keys (`auth`, `localService`, `compat`, …). Accepted; not used by Homarus.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// `models.providers.<id>.models[]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelEntryConfig {
+    /// Model id as the provider's API expects it.
+    pub id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Whether the model reasons (thinks) natively.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<bool>,
+    /// Input kinds (`text`, `image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Vec<String>>,
+    /// Cost per million tokens (`input`, `output`, `cacheRead`, `cacheWrite`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Value>,
+    /// Native context window in tokens (compaction triggers relative to it). Default 128000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u64>,
+    /// Cap on the tokens of active context (below `contextWindow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_tokens: Option<u64>,
+    /// Maximum output tokens per call. Default 8192.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Other OpenClaw model keys (`compat`, `params`, …). Accepted; not used by Homarus.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// A model choice: `"provider/model"` or `{primary, fallbacks}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ModelSelection {
+    /// Just the primary model.
+    Primary(String),
+    /// Primary and ordered fallbacks.
+    WithFallbacks {
+        /// `provider/model` tried first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        primary: Option<String>,
+        /// `provider/model` refs tried in order when the primary fails.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        fallbacks: Vec<String>,
+    },
+}
+
+impl ModelSelection {
+    /// Primary first, then fallbacks.
+    pub fn refs(&self) -> Vec<String> {
+        match self {
+            ModelSelection::Primary(p) => vec![p.clone()],
+            ModelSelection::WithFallbacks { primary, fallbacks } => {
+                primary.iter().chain(fallbacks.iter()).cloned().collect()
+            }
+        }
+    }
+}
+
+/// `agents`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentsConfig {
+    /// Settings every agent inherits.
+    #[serde(default)]
+    pub defaults: AgentSettings,
+    /// Per-agent overrides keyed by agent id (`main`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub entries: BTreeMap<String, AgentSettings>,
+    /// Other OpenClaw `agents` keys. Accepted; not used by Homarus.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// `agents.defaults` and `agents.entries.<id>`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSettings {
+    /// Display name (entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Model and fallbacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSelection>,
+    /// Workspace folder (`AGENTS.md`, `SOUL.md`, memory); default `<stateDir>/workspace` for `main`,
+    /// `<stateDir>/workspace-<id>` for others. `~` is the home folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// Timeout of one agent run, in seconds (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    /// Maximum agent runs at once across sessions (defaults only; default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u64>,
+    /// Per-file cap on bootstrap files injected into the system prompt, in characters (default 20000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_max_chars: Option<u64>,
+    /// Compaction settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compaction: Option<CompactionConfig>,
+    /// Other OpenClaw agent keys (`tools`, `sandbox`, `identity`, …). Accepted; not used by Homarus.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// `agents.defaults.compaction`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompactionConfig {
+    /// Threshold-driven automatic compaction (default true). Overflow recovery and `/compact` always work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Tokens kept free below the context window; compaction starts when a turn leaves less (default 20000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve_tokens: Option<u64>,
+    /// Recent tokens kept verbatim after compaction (default 20000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_recent_tokens: Option<u64>,
+    /// Tell the chat user when compaction starts and ends (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_user: Option<bool>,
+    /// Other OpenClaw compaction keys (`mode`, `provider`, `memoryFlush`, …). Accepted; not used by Homarus.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl AgentsConfig {
+    /// `agents.*` and `models.*` keys kept only for compatibility, as dotted paths (for warnings).
+    pub fn unimplemented_keys(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.extra.keys().map(|k| format!("agents.{k}")).collect();
+        let settings = std::iter::once(("agents.defaults".to_string(), &self.defaults))
+            .chain(self.entries.iter().map(|(id, s)| (format!("agents.entries.{id}"), s)));
+        for (at, s) in settings {
+            out.extend(s.extra.keys().map(|k| format!("{at}.{k}")));
+            if let Some(c) = &s.compaction {
+                out.extend(c.extra.keys().map(|k| format!("{at}.compaction.{k}")));
+            }
+        }
+        out
+    }
+}
+
+impl ModelsConfig {
+    /// `models.*` keys kept only for compatibility, as dotted paths (for warnings).
+    pub fn unimplemented_keys(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.extra.keys().map(|k| format!("models.{k}")).collect();
+        for (id, p) in &self.providers {
+            out.extend(p.extra.keys().map(|k| format!("models.providers.{id}.{k}")));
+        }
+        out
+    }
+}
