@@ -18,7 +18,7 @@ pub use compaction::{Compacted, CompactionReason, CompactionSettings};
 pub use failover::RetryPolicy;
 pub use message::{Block, Message, StopReason, Usage};
 pub use provider::{resolve_models, ResolveError, ResolvedModel, ToolSpec};
-pub use run::{is_silent, run, RunEvent, RunOutcome, RunRequest};
+pub use run::{is_silent, run, CompactionHooks, RunEvent, RunOutcome, RunRequest};
 pub use tools::ToolContext;
 
 /// Milliseconds since the Unix epoch.

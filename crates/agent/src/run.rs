@@ -26,6 +26,15 @@ pub const DEFAULT_MAX_TURNS: u32 = 50;
 pub const CONTINUATION_PROMPT: &str = "[Homarus] The conversation context was compacted while you were working. \
 Continue from the summary and give the user your final answer to their last message now.";
 
+/// What the embedder runs around a compaction (internal `session:compact:*` hooks, plugin
+/// `before_compaction`/`after_compaction`). Returned strings are notices for the chat user.
+pub trait CompactionHooks: Send + Sync {
+    /// Before summarising.
+    fn before(&self, message_count: usize, token_count: u64) -> futures_util::future::BoxFuture<'_, Vec<String>>;
+    /// After a compaction was written.
+    fn after(&self, message_count: usize, compacted: &Compacted) -> futures_util::future::BoxFuture<'_, Vec<String>>;
+}
+
 /// Everything a run needs.
 pub struct RunRequest {
     /// Run id (the client's idempotency key).
@@ -56,8 +65,10 @@ pub struct RunRequest {
     pub max_turns: u32,
     /// A heartbeat run (no continuation turn; `HEARTBEAT_OK` is silent).
     pub heartbeat: bool,
-    /// Plugin hooks (`llm_input`, `llm_output`, `before_tool_call`, `after_tool_call`, compaction hooks).
+    /// Plugin hooks (`llm_input`, `llm_output`, `before_tool_call`, `after_tool_call`).
     pub hooks: Option<Arc<HookRunner>>,
+    /// Hooks around compaction.
+    pub compaction_hooks: Option<Arc<dyn CompactionHooks>>,
 }
 
 /// What a run reports as it goes.
@@ -107,6 +118,8 @@ pub enum RunEvent {
         message_count: usize,
         /// Estimated tokens in context.
         token_count: u64,
+        /// Notices for the user from hooks.
+        messages: Vec<String>,
     },
     /// Compaction finished.
     CompactionEnd {
@@ -116,6 +129,8 @@ pub enum RunEvent {
         result: Option<Compacted>,
         /// Whether the interrupted model call is retried.
         will_retry: bool,
+        /// Notices for the user from hooks.
+        messages: Vec<String>,
     },
 }
 
@@ -144,6 +159,8 @@ pub struct RunOutcome {
     pub continued: bool,
     /// Tools that succeeded, by name.
     pub successful_tools: Vec<String>,
+    /// Notices for the user (compaction hooks), in order.
+    pub notices: Vec<String>,
 }
 
 /// Whether `text` is a silent reply (`NO_REPLY`, or `HEARTBEAT_OK` for heartbeats).
@@ -177,7 +194,13 @@ impl Loop<'_> {
     async fn compact(&mut self, reason: CompactionReason, will_retry: bool) -> bool {
         let message_count = self.ctx.entries.len();
         let token_count = self.ctx.estimate_tokens();
-        (self.observe)(RunEvent::CompactionStart { reason, message_count, token_count });
+        let hooks = self.req.compaction_hooks.clone();
+        let messages = match &hooks {
+            Some(h) => h.before(message_count, token_count).await,
+            None => Vec::new(),
+        };
+        self.out.notices.extend(messages.iter().cloned());
+        (self.observe)(RunEvent::CompactionStart { reason, message_count, token_count, messages });
         let result = compact(self.http, &self.req.models, &self.ctx, self.req.compaction, self.cancel).await;
         if let Some(c) = &result {
             match self.writer.compaction(&c.summary, &c.first_kept_entry_id, c.tokens_before) {
@@ -191,7 +214,12 @@ impl Loop<'_> {
             }
         }
         let done = result.is_some();
-        (self.observe)(RunEvent::CompactionEnd { reason, result, will_retry: will_retry && done });
+        let messages = match (&hooks, &result) {
+            (Some(h), Some(c)) => h.after(message_count, c).await,
+            _ => Vec::new(),
+        };
+        self.out.notices.extend(messages.iter().cloned());
+        (self.observe)(RunEvent::CompactionEnd { reason, result, will_retry: will_retry && done, messages });
         done
     }
 

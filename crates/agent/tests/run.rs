@@ -58,6 +58,7 @@ fn fixture(models: Vec<ResolvedModel>) -> Fixture {
         max_turns: 10,
         heartbeat: false,
         hooks: None,
+        compaction_hooks: None,
     };
     Fixture { _dir: dir, req }
 }

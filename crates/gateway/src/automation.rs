@@ -45,18 +45,146 @@ impl NativeHandler for CommandLogger {
     }
 }
 
+/// `12345` → `12,345` (en-US grouping, as the notices of OpenClaw's notifier show numbers).
+fn grouped(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The notice before a compaction (`context` of `session:compact:before`).
+pub fn compaction_before_notice(context: &Value) -> String {
+    match context["messageCount"].as_i64().filter(|n| *n >= 0) {
+        Some(n) => format!("🧹 Compacting context ({n} messages) so I can continue without losing history…"),
+        None => "🧹 Compacting context so I can continue without losing history…".to_string(),
+    }
+}
+
+/// The notice after a compaction (`context` of `session:compact:after`).
+pub fn compaction_after_notice(context: &Value) -> String {
+    match (context["tokensBefore"].as_u64(), context["tokensAfter"].as_u64()) {
+        (Some(b), Some(a)) if a < b => {
+            format!("✅ Context compacted ({} → {} tokens). Continuing from where I left off.", grouped(b), grouped(a))
+        }
+        _ => "✅ Context compacted. Continuing from where I left off.".to_string(),
+    }
+}
+
+/// `compaction-notifier`: tells the chat user when context is compacted.
+struct CompactionNotifier;
+
+impl NativeHandler for CompactionNotifier {
+    fn handle(&self, event: &Value) -> Result<Vec<String>, String> {
+        let ctx = &event["context"];
+        Ok(match event["action"].as_str() {
+            Some("compact:before") => vec![compaction_before_notice(ctx)],
+            Some("compact:after") => vec![compaction_after_notice(ctx)],
+            _ => Vec::new(),
+        })
+    }
+}
+
+/// `session-memory`: on `/new`, `/reset` and automatic resets, saves the last messages of the
+/// session that ends to `<workspace>/memory/YYYY-MM-DD-HHMM.md`, so the agent can recall them.
+struct SessionMemory;
+
+/// Messages `session-memory` keeps.
+const SESSION_MEMORY_MESSAGES: usize = 15;
+
+impl NativeHandler for SessionMemory {
+    fn handle(&self, event: &Value) -> Result<Vec<String>, String> {
+        let ctx = &event["context"];
+        let (Some(file), Some(workspace)) = (ctx["sessionEntry"]["sessionFile"].as_str(), ctx["workspaceDir"].as_str())
+        else {
+            return Ok(Vec::new());
+        };
+        let transcript = homarus_store::read_transcript(Path::new(file)).map_err(|e| e.to_string())?;
+        let lines: Vec<String> = transcript
+            .entries
+            .iter()
+            .filter(|e| e["type"] == "message")
+            .filter_map(|e| {
+                let m = &e["message"];
+                let role = m["role"].as_str().filter(|r| *r == "user" || *r == "assistant")?;
+                let text = match &m["content"] {
+                    Value::String(s) => s.clone(),
+                    Value::Array(blocks) => {
+                        blocks.iter().filter_map(|b| b["text"].as_str()).collect::<Vec<_>>().join("")
+                    }
+                    _ => String::new(),
+                };
+                (!text.trim().is_empty()).then(|| format!("**{role}**: {}", text.trim()))
+            })
+            .collect();
+        if lines.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keep = &lines[lines.len().saturating_sub(SESSION_MEMORY_MESSAGES)..];
+        let ts = chrono::DateTime::from_timestamp_millis(event["timestamp"].as_i64().unwrap_or(0))
+            .unwrap_or_default()
+            .with_timezone(&chrono::Local);
+        let dir = Path::new(workspace).join("memory");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut path = dir.join(format!("{}.md", ts.format("%Y-%m-%d-%H%M")));
+        let mut n = 2;
+        while path.exists() {
+            path = dir.join(format!("{}-{n}.md", ts.format("%Y-%m-%d-%H%M")));
+            n += 1;
+        }
+        let body = format!(
+            "# Session {} ({})\n\nSaved on {} before the session was {}.\n\n{}\n",
+            event["sessionKey"].as_str().unwrap_or_default(),
+            ctx["sessionEntry"]["sessionId"].as_str().unwrap_or_default(),
+            ts.format("%Y-%m-%d %H:%M"),
+            match event["action"].as_str() {
+                Some("auto-reset") => "reset automatically",
+                Some("new") => "replaced by /new",
+                _ => "reset",
+            },
+            keep.join("\n\n")
+        );
+        std::fs::write(&path, body).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Vec::new())
+    }
+}
+
 /// The hooks shipped with Homarus.
 pub fn bundled_hooks(state_dir: &Path) -> Vec<InternalHook> {
-    vec![InternalHook {
-        name: "command-logger".into(),
-        description: "Logs every command event (/new, /reset, /stop) as a JSON line in <stateDir>/logs/commands.log"
-            .into(),
-        events: vec!["command".into()],
+    let native = |name: &str, description: &str, events: &[&str], h: Arc<dyn NativeHandler>| InternalHook {
+        name: name.into(),
+        description: description.into(),
+        events: events.iter().map(|e| e.to_string()).collect(),
         source: HookSource::Bundled,
         dir: None,
         requires: Default::default(),
-        handler: HookHandlerKind::Native(Arc::new(CommandLogger { path: state_dir.join("logs/commands.log") })),
-    }]
+        handler: HookHandlerKind::Native(h),
+    };
+    vec![
+        native(
+            "command-logger",
+            "Logs every command event (/new, /reset, /stop) as a JSON line in <stateDir>/logs/commands.log",
+            &["command"],
+            Arc::new(CommandLogger { path: state_dir.join("logs/commands.log") }),
+        ),
+        native(
+            "compaction-notifier",
+            "Tells the chat user when the context is being compacted and when it is done",
+            &["session:compact:before", "session:compact:after"],
+            Arc::new(CompactionNotifier),
+        ),
+        native(
+            "session-memory",
+            "Saves the last messages of a session that is reset to <workspace>/memory/YYYY-MM-DD-HHMM.md",
+            &["command:new", "command:reset", "session:auto-reset"],
+            Arc::new(SessionMemory),
+        ),
+    ]
 }
 
 /// Where hook folders are found: extra folders in order, then `<stateDir>/hooks/` (which wins).

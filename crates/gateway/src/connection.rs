@@ -193,7 +193,7 @@ async fn run_session(
     let mut tick = interval_at(Instant::now() + tick_every, tick_every);
     let ping_every = state.opts.ping_interval;
     let mut ping = interval_at(Instant::now() + ping_every, ping_every);
-    let ctx = CallContext { scopes: &session.scopes, role: &session.role };
+    let ctx = CallContext { scopes: &session.scopes, role: &session.role, responder: None };
     loop {
         tokio::select! {
             msg = stream.next() => {
@@ -258,7 +258,12 @@ async fn handle_request(state: &Arc<GatewayState>, ctx: &CallContext<'_>, text: 
             return true;
         }
     };
-    let outcome = methods::dispatch(state, ctx, &frame.method, frame.params.as_ref()).await;
+    let responder = methods::Responder::new(&frame.id, outbound.clone());
+    let ctx = CallContext { responder: Some(&responder), ..*ctx };
+    let outcome = methods::dispatch(state, &ctx, &frame.method, frame.params.as_ref()).await;
+    if responder.already_sent() && outcome.is_ok() {
+        return true;
+    }
     let text = match &outcome {
         Ok(payload) => ResponseFrame::ok_json(&frame.id, payload),
         Err(err) => ResponseFrame::err_json(&frame.id, err),

@@ -6,6 +6,7 @@
 //! (1012) and every owned task finished.
 mod auth;
 mod automation;
+mod commands;
 mod connection;
 mod dedupe;
 mod handshake;
@@ -17,6 +18,8 @@ mod methods;
 mod options;
 mod outbound;
 mod reload;
+mod run_events;
+mod runs;
 mod server;
 mod sessions;
 mod shutdown;

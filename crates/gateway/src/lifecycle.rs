@@ -134,3 +134,125 @@ pub async fn drain(state: &GatewayState, restart: bool) -> DrainOutcome {
     let budget: Duration = state.opts.session_end_drain_budget;
     drain_active_sessions(&state.active_sessions, &state.opts.hooks, budget, payload).await
 }
+
+/// The session an inbound message goes to: created when missing (`createdVia: "run"`), and reset
+/// first when its reset policy (`session.reset*`) says it went stale — `session:auto-reset`, then
+/// `session_end` (`daily`/`idle`) and `session_start` for the fresh id.
+pub async fn prepare_inbound(
+    state: &std::sync::Arc<GatewayState>,
+    key: &str,
+    agent_id: &str,
+    expected_session_id: Option<&str>,
+) -> Result<SessionRow, homarus_protocol::ErrorShape> {
+    let svc = crate::sessions::SessionService::new(&state.store, &state.opts.state_dir);
+    let now = now_ms();
+    let (row, created) = svc.create(Some(key), Some(agent_id), None, None, "run", now)?;
+    if created {
+        started(state, &row, None);
+        crate::methods::sessions::changed(
+            state,
+            "create",
+            &row.key,
+            &row.agent_id,
+            Some(crate::sessions::entry_json(&row)),
+        );
+        return Ok(row);
+    }
+    let row = svc.get_expected(&row.key, expected_session_id)?;
+    let cfg = state.config();
+    let ty = homarus_config::ResetType::of(&row.key, &row.chat_type);
+    let channel = row.prefs.get("channel").and_then(Value::as_str);
+    let policy = cfg.config.session.reset_policy(ty, channel);
+    let Some(stale) = policy.staleness(row.session_started_at_ms, row.last_interaction_at_ms, now) else {
+        return Ok(row);
+    };
+    let (reason, why) = match stale {
+        homarus_config::Staleness::Daily => (SessionEndReason::Daily, "daily"),
+        homarus_config::Staleness::Idle => (SessionEndReason::Idle, "idle"),
+    };
+    let workspace = crate::runs::workspace_dir(state, &row.agent_id);
+    let ctx = json!({"sessionEntry": crate::sessions::entry_json(&row), "reason": why, "agentId": row.agent_id,
+                     "workspaceDir": workspace.display().to_string()});
+    state.internal_hooks.emit(&crate::automation::event("session", "auto-reset", &row.key, ctx)).await;
+    let (next, retired) = svc.reset(&row.key, now_ms())?;
+    let archived = retired.archived.as_ref().map(|a| a.display().to_string());
+    ended(state, &retired.previous, reason, archived.as_deref(), Some(&next));
+    started(state, &next, Some(&retired.previous.session_id));
+    tracing::info!(key = %next.key, previous = %retired.previous.session_id, next = %next.session_id, reason = why, "session reset automatically");
+    crate::methods::sessions::changed(
+        state,
+        "reset",
+        &next.key,
+        &next.agent_id,
+        Some(crate::sessions::entry_json(&next)),
+    );
+    Ok(next)
+}
+
+/// After a run: count its messages, note the interaction, keep the model and token counters.
+pub fn record_turn(state: &GatewayState, row: &SessionRow, out: &homarus_agent::RunOutcome) {
+    let svc = crate::sessions::SessionService::new(&state.store, &state.opts.state_dir);
+    // Re-read: the row may have been patched while the run went on.
+    let Ok(mut current) = svc.get(&row.key) else { return };
+    if current.session_id != row.session_id {
+        return; // reset or replaced during the run: the new session has its own counters
+    }
+    let now = now_ms();
+    current.message_count += out.messages_added as i64;
+    current.last_interaction_at_ms = Some(now);
+    current.updated_at_ms = now;
+    let prefs = &mut current.prefs;
+    if !out.model.is_empty() {
+        prefs.insert("model".into(), json!(out.model));
+        prefs.insert("modelProvider".into(), json!(out.provider));
+    }
+    let add = |prefs: &mut serde_json::Map<String, Value>, k: &str, n: u64| {
+        let before = prefs.get(k).and_then(Value::as_u64).unwrap_or(0);
+        prefs.insert(k.into(), json!(before + n));
+    };
+    add(prefs, "inputTokens", out.usage.input);
+    add(prefs, "outputTokens", out.usage.output);
+    add(prefs, "totalTokens", out.usage.input + out.usage.output);
+    add(prefs, "compactionCount", out.compactions as u64);
+    if let Err(e) = state.store.update_session(&current) {
+        tracing::error!(key = %row.key, error = %e, "cannot record the turn on the session");
+    }
+    crate::methods::sessions::changed(
+        state,
+        "message",
+        &current.key,
+        &current.agent_id,
+        Some(crate::sessions::entry_json(&current)),
+    );
+}
+
+/// Reset a session by command (`sessions.reset`, `/new`, `/reset`): the `command:<new|reset>`
+/// internal hooks, abort of its runs, a fresh session id, the old transcript archived,
+/// `session_end` (`new`/`reset`) then `session_start`, and `sessions.changed`.
+pub async fn reset_session(
+    state: &std::sync::Arc<GatewayState>,
+    key: &str,
+    expected_session_id: Option<&str>,
+    command: &str,
+    source: &str,
+) -> Result<(SessionRow, crate::sessions::Retired), homarus_protocol::ErrorShape> {
+    let svc = crate::sessions::SessionService::new(&state.store, &state.opts.state_dir);
+    let before = svc.get_expected(key, expected_session_id)?;
+    let workspace = crate::runs::workspace_dir(state, &before.agent_id);
+    let ctx = json!({"sessionEntry": crate::sessions::entry_json(&before), "commandSource": source,
+                     "workspaceDir": workspace.display().to_string()});
+    state.internal_hooks.emit(&crate::automation::event("command", command, key, ctx)).await;
+    if state.closing.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(homarus_protocol::ErrorShape::unavailable("gateway is shutting down; retry after it restarts")
+            .with_retry_after(1500));
+    }
+    state.runs.abort(key, None);
+    let (row, retired) = svc.reset(key, now_ms())?;
+    let reason = if command == "new" { SessionEndReason::New } else { SessionEndReason::Reset };
+    let archived = retired.archived.as_ref().map(|a| a.display().to_string());
+    ended(state, &retired.previous, reason, archived.as_deref(), Some(&row));
+    started(state, &row, Some(&retired.previous.session_id));
+    tracing::info!(key = %row.key, previous = %retired.previous.session_id, next = %row.session_id, "session reset");
+    crate::methods::sessions::changed(state, "reset", &row.key, &row.agent_id, Some(crate::sessions::entry_json(&row)));
+    Ok((row, retired))
+}

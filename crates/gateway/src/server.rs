@@ -203,6 +203,15 @@ impl RunningGateway {
             });
         }
         let st = state.clone();
+        seq.push("agent-runs", Duration::from_secs(3), move || async move {
+            // Abort every run and let it write its last transcript entries before sessions end.
+            if st.runs.shutdown(Duration::from_secs(2)).await {
+                Ok(())
+            } else {
+                Err("runs still finishing after 2 s".into())
+            }
+        });
+        let st = state.clone();
         let restart = restart_expected_ms.is_some();
         // The drain has its own total budget; the step's timeout is only a backstop above it.
         let drain_backstop = st.opts.session_end_drain_budget + Duration::from_secs(1);

@@ -40,11 +40,27 @@ pub const IMPLEMENTED_METHODS: &[&str] = &[
     "sessions.reset",
     "sessions.delete",
     "chat.history",
+    "chat.send",
+    "chat.abort",
+    "chat.inject",
+    "agent",
+    "agent.wait",
+    "agents.list",
+    "commands.list",
+    "sessions.subscribe",
 ];
 
 /// Every event this gateway emits; advertised as `hello-ok.features.events`.
-pub const EMITTED_EVENTS: &[&str] =
-    &["connect.challenge", "tick", "shutdown", "device.pair.requested", "device.pair.resolved", "sessions.changed"];
+pub const EMITTED_EVENTS: &[&str] = &[
+    "connect.challenge",
+    "tick",
+    "shutdown",
+    "device.pair.requested",
+    "device.pair.resolved",
+    "sessions.changed",
+    "agent",
+    "chat",
+];
 
 /// Why the gateway is closing, as broadcast to connections.
 #[derive(Debug, Clone)]
@@ -114,6 +130,8 @@ pub struct GatewayState {
     pub internal_hooks: homarus_hooks::internal::InternalHookBus,
     /// The last session maintenance pass (`status.sessions.maintenance`).
     pub last_maintenance: Mutex<Option<Value>>,
+    /// Agent runs.
+    pub runs: crate::runs::Runs,
 }
 
 /// What the state is built from (everything [`crate::Gateway::start`] resolved).
@@ -143,6 +161,13 @@ impl GatewayState {
     pub fn new(init: StateInit) -> Self {
         let StateInit { opts, config, auth, store, log_file, listen_addr, restart_tx, plugins, internal_hooks } = init;
         let (shutdown_tx, _) = broadcast::channel(4);
+        let max_concurrent = config
+            .config
+            .agents
+            .defaults
+            .max_concurrent
+            .map(|n| n as usize)
+            .unwrap_or(crate::runs::DEFAULT_MAX_CONCURRENT);
         Self {
             opts,
             boot_id: uuid::Uuid::new_v4().to_string(),
@@ -168,6 +193,7 @@ impl GatewayState {
             sessions_summary: Mutex::new(None),
             internal_hooks,
             last_maintenance: Mutex::new(None),
+            runs: crate::runs::Runs::new(max_concurrent),
         }
     }
 

@@ -35,6 +35,7 @@ async fn the_close_sequence_has_named_steps() {
             "session-maintenance",
             "stop-accepting",
             "gateway:shutdown",
+            "agent-runs",
             "session-end-drain",
             "broadcast-shutdown",
             "close-clients",

@@ -41,7 +41,13 @@ impl Scope {
 
 /// Least-privilege scope of each implemented method. Keep sorted by method name.
 const METHOD_SCOPES: &[(&str, &str)] = &[
+    ("agent", Scope::WRITE),
+    ("agent.wait", Scope::WRITE),
+    ("agents.list", Scope::READ),
+    ("chat.abort", Scope::WRITE),
     ("chat.history", Scope::READ),
+    ("chat.send", Scope::WRITE),
+    ("commands.list", Scope::READ),
     ("config.apply", Scope::ADMIN),
     ("config.get", Scope::READ),
     ("config.patch", Scope::ADMIN),
@@ -59,6 +65,7 @@ const METHOD_SCOPES: &[(&str, &str)] = &[
     ("sessions.list", Scope::READ),
     ("sessions.patch", Scope::WRITE),
     ("sessions.reset", Scope::ADMIN),
+    ("sessions.subscribe", Scope::READ),
     ("status", Scope::READ),
     ("system-presence", Scope::READ),
 ];

@@ -1,4 +1,5 @@
 //! RPC methods: the dispatcher (unknown-method and scope checks) and one module per family.
+mod chat;
 mod config;
 mod devices;
 mod info;
@@ -18,11 +19,42 @@ pub use devices::device_json;
 pub use info::{health_payload, presence_list};
 
 /// Who is calling.
+#[derive(Clone, Copy)]
 pub struct CallContext<'a> {
     /// Granted scopes.
     pub scopes: &'a [String],
     /// Role.
     pub role: &'a str,
+    /// The request being answered, for methods that answer early or twice (`chat.send`, `agent`).
+    pub responder: Option<&'a Responder>,
+}
+
+/// Answers one request. A method that starts background work sends its acknowledgement itself
+/// (before any event of that work can be sent), and `agent` sends a second, final response later.
+pub struct Responder {
+    /// The request id.
+    pub id: String,
+    /// The connection's queue.
+    pub outbound: crate::outbound::Outbound,
+    sent: std::sync::atomic::AtomicBool,
+}
+
+impl Responder {
+    /// A responder for request `id`.
+    pub fn new(id: &str, outbound: crate::outbound::Outbound) -> Self {
+        Self { id: id.to_string(), outbound, sent: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// Send the success response now.
+    pub fn send_now(&self, payload: &Value) {
+        self.sent.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.outbound.send_text(homarus_protocol::ResponseFrame::ok_json(&self.id, payload));
+    }
+
+    /// Whether the response went out already.
+    pub fn already_sent(&self) -> bool {
+        self.sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Methods with side effects whose params carry an `idempotencyKey`: a repeat within the TTL gets the
@@ -63,15 +95,28 @@ pub async fn dispatch(
             return cached;
         }
     }
-    let outcome = run(state, method, params).await;
+    let outcome = run(state, ctx, method, params).await;
     if let Some(key) = dedupe_key {
         state.dedupe.put(key, outcome.clone());
     }
     outcome
 }
 
-async fn run(state: &Arc<GatewayState>, method: &str, params: Option<&Value>) -> Result<Value, ErrorShape> {
+async fn run(
+    state: &Arc<GatewayState>,
+    ctx: &CallContext<'_>,
+    method: &str,
+    params: Option<&Value>,
+) -> Result<Value, ErrorShape> {
     match method {
+        "chat.send" => chat::send(state, ctx, params).await,
+        "chat.abort" => chat::abort(state, params),
+        "chat.inject" => chat::inject(state, params),
+        "agent" => chat::agent(state, ctx, params),
+        "agent.wait" => chat::wait(state, params).await,
+        "agents.list" => chat::agents_list(state),
+        "commands.list" => Ok(chat::commands_list()),
+        "sessions.subscribe" => Ok(json!({"ok": true})),
         "health" => Ok(info::health(state)),
         "status" => Ok(info::status(state)),
         "system-presence" => Ok(Value::Array(presence_list(state))),

@@ -138,26 +138,15 @@ pub async fn reset(state: &Arc<GatewayState>, params: Option<&Value>) -> Result<
     let p = obj("sessions.reset", params)?;
     let key = s(&p, "key").unwrap_or_default();
     let command = if s(&p, "reason") == Some("new") { "new" } else { "reset" };
-    let svc = service(state);
-    let before = svc.get_expected(key, s(&p, "expectedSessionId"))?;
-    let ctx = json!({"sessionEntry": entry_json(&before), "commandSource": "rpc:sessions.reset"});
-    state.internal_hooks.emit(&crate::automation::event("command", command, key, ctx)).await;
-    refuse_while_closing(state)?;
-    let (row, retired) = svc.reset(key, now_ms())?;
-    let reason = if s(&p, "reason") == Some("new") { SessionEndReason::New } else { SessionEndReason::Reset };
-    let archived = retired.archived.as_ref().map(|a| a.display().to_string());
-    lifecycle::ended(state, &retired.previous, reason, archived.as_deref(), Some(&row));
-    lifecycle::started(state, &row, Some(&retired.previous.session_id));
-    tracing::info!(key = %row.key, previous = %retired.previous.session_id, next = %row.session_id, "session reset");
-    let entry = entry_json(&row);
-    changed(state, "reset", &row.key, &row.agent_id, Some(entry.clone()));
+    let (row, retired) =
+        lifecycle::reset_session(state, key, s(&p, "expectedSessionId"), command, "rpc:sessions.reset").await?;
     Ok(json!({
         "ok": true,
         "key": row.key,
         "sessionId": row.session_id,
         "previousSessionId": retired.previous.session_id,
         "archived": retired.archived.map(|a| vec![a.display().to_string()]).unwrap_or_default(),
-        "entry": entry,
+        "entry": entry_json(&row),
     }))
 }
 

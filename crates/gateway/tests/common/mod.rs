@@ -71,6 +71,9 @@ pub fn validate_server_frame(frame: &Value) {
             match frame["event"].as_str() {
                 Some("tick") => assert_payload_schema("TickEventSchema", &frame["payload"]),
                 Some("shutdown") => assert_payload_schema("ShutdownEventSchema", &frame["payload"]),
+                // `agent` events are not checked: OpenClaw's AgentEventSchema forbids the
+                // sessionKey/agentId/sessionId fields its own gateway sends (see the captured frames).
+                Some("chat") => assert_payload_schema("ChatEventSchema", &frame["payload"]),
                 _ => {}
             }
         }

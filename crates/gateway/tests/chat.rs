@@ -1,0 +1,198 @@
+//! Chat and agent runs over the WebSocket against a scripted LLM server (real OpenAI/Anthropic wire
+//! formats over HTTP/SSE): event flow, two-phase `agent`, `agent.wait`, abort, commands, errors.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use homarus_mockllm::{MockLlm, Reply};
+use serde_json::{json, Value};
+
+fn config_for(mock: &MockLlm, extra: &str) -> String {
+    format!(
+        r#"{{
+          models: {{providers: {{local: {{baseUrl: "{}", apiKey: "sk-test", api: "openai-completions",
+                     models: [{{id: "mock-model", contextWindow: 120000, maxTokens: 1024}}]}}}}}},
+          agents: {{defaults: {{model: {{primary: "local/mock-model"}}}}}},
+          {extra}
+        }}"#,
+        mock.openai_base_url()
+    )
+}
+
+/// Collect events until a `chat` event with a terminal state for `run_id`.
+async fn until_chat_end(c: &mut Client, run_id: &str) -> Vec<Value> {
+    let mut seen: Vec<Value> = std::mem::take(&mut c.events);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(last) = seen.iter().find(|e| {
+            e["event"] == "chat"
+                && e["payload"]["runId"] == run_id
+                && matches!(e["payload"]["state"].as_str(), Some("final" | "error" | "aborted"))
+        }) {
+            let _ = last;
+            return seen;
+        }
+        assert!(Instant::now() < deadline, "no terminal chat event: {seen:?}");
+        if let Some(v) = c.recv().await {
+            seen.push(v);
+        }
+    }
+}
+
+fn of_run<'a>(events: &'a [Value], event: &str, run_id: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == event && e["payload"]["runId"] == run_id).collect()
+}
+
+#[tokio::test]
+async fn chat_send_acks_first_then_streams_agent_and_chat_events_and_keeps_history() {
+    let mock = MockLlm::start().await.unwrap();
+    let gw = TestGateway::start_with(Some(&config_for(&mock, ""))).await;
+    let (mut c, hello) = connect_cli(&gw.url()).await;
+    let methods = hello["features"]["methods"].as_array().unwrap();
+    for m in ["chat.send", "agent", "agent.wait", "chat.abort"] {
+        assert!(methods.iter().any(|x| x == m), "{m} advertised");
+    }
+    let ack = c
+        .call(
+            "chat.send",
+            json!({"sessionKey": "agent:main:bench", "message": "turn 0", "deliver": false, "idempotencyKey": "run-1"}),
+        )
+        .await;
+    assert_eq!(ack, json!({"runId": "run-1", "status": "started"}));
+    assert!(c.events.iter().all(|e| e["payload"]["runId"] != "run-1"), "no run event before the ack");
+    let events = until_chat_end(&mut c, "run-1").await;
+    let agent = of_run(&events, "agent", "run-1");
+    let streams: Vec<(&str, &str)> = agent
+        .iter()
+        .map(|e| (e["payload"]["stream"].as_str().unwrap(), e["payload"]["data"]["phase"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(streams.first(), Some(&("lifecycle", "start")), "{streams:?}");
+    assert!(streams.contains(&("lifecycle", "model")));
+    assert!(streams.contains(&("assistant", "")));
+    assert!(streams.contains(&("usage", "")));
+    assert_eq!(streams.last(), Some(&("lifecycle", "end")));
+    let seqs: Vec<u64> = agent.iter().map(|e| e["payload"]["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "per-run seq rises by one: {seqs:?}");
+    let chat = of_run(&events, "chat", "run-1");
+    let fin = chat.last().unwrap();
+    assert_eq!(fin["payload"]["state"], "final");
+    assert_eq!(fin["payload"]["message"]["content"][0]["text"], "MOCK-REPLY 1");
+    assert!(chat.iter().any(|e| e["payload"]["state"] == "delta" && e["payload"]["deltaText"] == "MOCK-REPLY"));
+    let end = agent.last().unwrap();
+    assert_eq!(end["payload"]["data"]["terminalReply"], json!({"disposition": "visible", "text": "MOCK-REPLY 1"}));
+
+    let history = c.call("chat.history", json!({"sessionKey": "agent:main:bench"})).await;
+    let msgs = history["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0]["content"][0]["text"], "turn 0");
+    assert_eq!(msgs[1]["content"][0]["text"], "MOCK-REPLY 1");
+    let session = c.call("sessions.describe", json!({"key": "agent:main:bench"})).await;
+    assert_eq!(session["session"]["messageCount"], 2);
+    assert_eq!(session["session"]["model"], "mock-model");
+    assert!(session["session"]["lastInteractionAt"].as_i64().is_some());
+    // The provider saw the system prompt built from the workspace templates.
+    let req = &mock.requests()[0];
+    assert!(req["messages"][0]["content"].as_str().unwrap().contains("## AGENTS.md"), "{req}");
+    assert!(gw.dir.path().join("workspace/SOUL.md").exists(), "workspace created from templates");
+}
+
+#[tokio::test]
+async fn agent_answers_twice_on_one_request_id_and_agent_wait_reports_the_result() {
+    let mock = MockLlm::start().await.unwrap();
+    mock.push([Reply::Text("hello real agent back".into())]);
+    let gw = TestGateway::start_with(Some(&config_for(&mock, ""))).await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    let id = "7:agent";
+    c.send_text(json!({"type": "req", "id": id, "method": "agent",
+        "params": {"message": "hello real agent", "agentId": "main", "deliver": false, "timeout": 600, "idempotencyKey": "k-1"}}).to_string()).await;
+    let mut responses = Vec::new();
+    while responses.len() < 2 {
+        let v = c.recv().await.unwrap();
+        if v["type"] == "res" && v["id"] == id {
+            responses.push(v);
+        }
+    }
+    assert_eq!(responses[0]["payload"]["status"], "accepted");
+    assert_eq!(responses[0]["payload"]["sessionKey"], "agent:main:main");
+    assert_eq!(responses[1]["ok"], true);
+    assert_eq!(responses[1]["payload"]["status"], "ok");
+    assert_eq!(responses[1]["payload"]["result"]["payloads"][0]["text"], "hello real agent back");
+    let waited = c.call("agent.wait", json!({"runId": "k-1", "timeoutMs": 1000})).await;
+    assert_eq!(waited["status"], "ok");
+    assert_eq!(waited["text"], "hello real agent back");
+    let unknown = c.request("agent.wait", json!({"runId": "nope"})).await;
+    assert_eq!(unknown["error"]["message"], "unknown run: nope");
+}
+
+#[tokio::test]
+async fn without_a_model_the_user_is_told_what_to_set() {
+    let gw = TestGateway::start().await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    c.call("chat.send", json!({"sessionKey": "agent:main:main", "message": "hi", "idempotencyKey": "r"})).await;
+    let events = until_chat_end(&mut c, "r").await;
+    let err = of_run(&events, "chat", "r").last().unwrap()["payload"].clone();
+    assert_eq!(err["state"], "error");
+    assert!(err["errorMessage"].as_str().unwrap().starts_with("no model configured: set OPENAI_API_KEY"), "{err}");
+    let id = "a1";
+    c.send_text(
+        json!({"type": "req", "id": id, "method": "agent", "params": {"message": "hi", "idempotencyKey": "r2"}})
+            .to_string(),
+    )
+    .await;
+    let mut finals = Vec::new();
+    while finals.len() < 2 {
+        let v = c.recv().await.unwrap();
+        if v["type"] == "res" && v["id"] == id {
+            finals.push(v);
+        }
+    }
+    assert_eq!(finals[1]["ok"], false);
+    assert_eq!(finals[1]["payload"]["status"], "error");
+    assert_eq!(finals[1]["error"]["code"], "UNAVAILABLE");
+}
+
+#[tokio::test]
+async fn abort_stops_a_streaming_run_and_commands_answer_without_the_model() {
+    let mock = MockLlm::start().await.unwrap();
+    mock.push([Reply::Chunks(vec!["slow".into(), " never".into()], Duration::from_secs(30))]);
+    let gw = TestGateway::start_with(Some(&config_for(&mock, ""))).await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    c.call("chat.send", json!({"sessionKey": "agent:main:main", "message": "go", "idempotencyKey": "slow-1"})).await;
+    // Wait for the model call to be in flight, then abort.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mock.requests().is_empty() {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let aborted = c.call("chat.abort", json!({"sessionKey": "agent:main:main"})).await;
+    assert_eq!(aborted["runIds"], json!(["slow-1"]));
+    let events = until_chat_end(&mut c, "slow-1").await;
+    assert_eq!(of_run(&events, "chat", "slow-1").last().unwrap()["payload"]["state"], "aborted");
+
+    // /status and /new answer without calling the model.
+    let before = mock.requests().len();
+    c.call("chat.send", json!({"sessionKey": "agent:main:main", "message": "/status", "idempotencyKey": "st"})).await;
+    let events = until_chat_end(&mut c, "st").await;
+    let text = of_run(&events, "chat", "st").last().unwrap()["payload"]["message"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("session agent:main:main") && text.contains("model: local/mock-model"), "{text}");
+    let old = c.call("sessions.describe", json!({"key": "agent:main:main"})).await["session"]["sessionId"].clone();
+    c.call("chat.send", json!({"sessionKey": "agent:main:main", "message": "/new", "idempotencyKey": "nw"})).await;
+    let events = until_chat_end(&mut c, "nw").await;
+    let text = of_run(&events, "chat", "nw").last().unwrap()["payload"]["message"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let new = c.call("sessions.describe", json!({"key": "agent:main:main"})).await["session"]["sessionId"].clone();
+    assert_ne!(old, new);
+    assert_eq!(text, format!("✅ New session started · {}", new.as_str().unwrap()));
+    assert_eq!(mock.requests().len(), before, "commands do not call the model");
+    let commands = c.call("commands.list", json!({"agentId": "main", "scope": "text", "includeArgs": false})).await;
+    assert_payload_schema("CommandsListResultSchema", &commands);
+    let agents = c.call("agents.list", json!({})).await;
+    assert_payload_schema("AgentsListResultSchema", &agents);
+    assert_eq!(agents["agents"][0]["model"]["primary"], "local/mock-model");
+}
