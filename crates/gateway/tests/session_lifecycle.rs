@@ -242,3 +242,94 @@ async fn maintenance_in_warn_mode_only_reports() {
     gw.close("gateway stopping", None).await;
     assert!(ends_by_session(&log).values().all(|r| r == &["shutdown"]));
 }
+
+#[tokio::test]
+async fn an_idle_session_resets_on_the_next_message_and_session_memory_keeps_the_old_one() {
+    let mock = homarus_mockllm::MockLlm::start().await.unwrap();
+    mock.push([homarus_mockllm::Reply::Text("noted".into())]);
+    let config = format!(
+        r#"{{models: {{providers: {{local: {{baseUrl: "{}", api: "openai-completions", models: [{{id: "m"}}]}}}}}},
+            agents: {{defaults: {{model: "local/m"}}}},
+            session: {{reset: {{mode: "idle", idleMinutes: 30}}}},
+            hooks: {{internal: {{entries: {{"session-memory": {{enabled: true}}}}}}}}}}"#,
+        mock.openai_base_url()
+    );
+    let (runner, log) = recording_runner(None);
+    let mut gw = TestGateway::start_tuned(Some(&config), |o| o.hooks = runner.clone()).await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    c.call(
+        "chat.send",
+        json!({"sessionKey": "agent:main:main", "message": "remember lobsters", "idempotencyKey": "a"}),
+    )
+    .await;
+    let old = wait_for_reply(&mut c, "a").await;
+    assert_eq!(old, "noted");
+    let old_id = c.call("sessions.describe", json!({"key": "agent:main:main"})).await["session"]["sessionId"].clone();
+    gw.close("gateway stopping", None).await;
+
+    // Two hours pass without a message (the store is edited while the gateway is down).
+    let opts = homarus_gateway::GatewayOptions::new(gw.dir.path().to_path_buf(), gw.config_path());
+    let store = homarus_store::Store::open(&opts.database_path()).unwrap();
+    let mut row = store.session("agent:main:main").unwrap().unwrap();
+    let two_hours_ago = row.last_interaction_at_ms.unwrap() - 2 * 3_600_000;
+    row.last_interaction_at_ms = Some(two_hours_ago);
+    row.session_started_at_ms = two_hours_ago;
+    store.update_session(&row).unwrap();
+    drop(store);
+
+    log.lock().unwrap().clear();
+    let mut opts = opts;
+    opts.port = Some(0);
+    opts.token = Some(TOKEN.into());
+    opts.hooks = runner.clone();
+    let running =
+        homarus_gateway::Gateway::start(opts, homarus_config::load_file(&gw.config_path()).unwrap()).await.unwrap();
+    gw.addr = running.addr;
+    gw.running = Some(running);
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    c.call("chat.send", json!({"sessionKey": "agent:main:main", "message": "hello again", "idempotencyKey": "b"}))
+        .await;
+    assert_eq!(wait_for_reply(&mut c, "b").await, "MOCK-REPLY 2");
+    let new_id = c.call("sessions.describe", json!({"key": "agent:main:main"})).await["session"]["sessionId"].clone();
+    assert_ne!(old_id, new_id);
+    wait_for(&log, "session_end", 1).await;
+    let ends = ends_by_session(&log);
+    assert_eq!(ends[old_id.as_str().unwrap()], ["idle"]);
+    let start = log.lock().unwrap().iter().find(|(h, e)| h == "session_start" && e["sessionId"] == new_id).cloned();
+    assert_eq!(start.unwrap().1["resumedFrom"], old_id);
+    // The new session's history starts fresh; the old conversation was saved by session-memory.
+    let history = c.call("chat.history", json!({"sessionKey": "agent:main:main"})).await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 2);
+    let memory_dir = gw.dir.path().join("workspace/memory");
+    let saved: Vec<String> =
+        std::fs::read_dir(&memory_dir).unwrap().map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert!(
+        saved[0].contains("**user**: remember lobsters") && saved[0].contains("reset automatically"),
+        "{}",
+        saved[0]
+    );
+    gw.close("gateway stopping", None).await;
+}
+
+/// Wait for the final chat reply of `run_id` and return its text.
+async fn wait_for_reply(c: &mut Client, run_id: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut pending = std::mem::take(&mut c.events);
+    loop {
+        for e in pending.drain(..) {
+            let p = &e["payload"];
+            if e["event"] == "chat" && p["runId"] == run_id {
+                match p["state"].as_str() {
+                    Some("final") => return p["message"]["content"][0]["text"].as_str().unwrap_or("").to_string(),
+                    Some("error") | Some("aborted") => panic!("run {run_id} failed: {e}"),
+                    _ => {}
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no reply for {run_id}");
+        if let Some(v) = c.recv().await {
+            pending.push(v);
+        }
+    }
+}

@@ -38,6 +38,28 @@ pub enum Command {
     /// Internal automation hooks: list, info, enable, disable, check.
     #[command(subcommand)]
     Hooks(HooksCmd),
+    /// Run one agent turn through the gateway and print the reply.
+    Agent {
+        /// The message.
+        #[arg(long, short = 'm')]
+        message: String,
+        /// Session key (default: the agent's main session).
+        #[arg(long)]
+        session_key: Option<String>,
+        /// Agent id (default: main).
+        #[arg(long)]
+        agent: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Chat with the agent in the terminal, replies streamed.
+    Chat {
+        /// Session key.
+        #[arg(long, default_value = "agent:main:main")]
+        session_key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -321,6 +343,7 @@ impl Cli {
             Command::Config(ConfigCmd::Get { json, .. } | ConfigCmd::Validate { json }) => *json,
             Command::Plugins(PluginsCmd::List { json }) => *json,
             Command::Hooks(HooksCmd::List { json }) => *json,
+            Command::Agent { client, .. } => client.json,
             Command::Sessions(
                 SessionsCmd::List { client, .. }
                 | SessionsCmd::Show { client, .. }
@@ -369,6 +392,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Config(c) => crate::config_cmd::run(c),
         Command::Plugins(p) => crate::plugins_cmd::run(p),
         Command::Hooks(h) => crate::hooks_cmd::run(h),
+        Command::Agent { message, session_key, agent, client } => {
+            crate::agent_cmd::agent(message, session_key, agent, &client).await
+        }
+        Command::Chat { session_key, client } => crate::agent_cmd::chat(session_key, &client).await,
         Command::Sessions(SessionsCmd::List { agent, limit, client }) => {
             let mut params = serde_json::json!({"limit": limit});
             if let Some(a) = agent {

@@ -79,39 +79,96 @@ pub async fn call(args: &ClientArgs, method: &str, params: Option<Value>) -> Res
 }
 
 async fn call_inner(url: &str, auth: Value, method: &str, params: Option<Value>) -> Result<Value> {
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(url).await.with_context(|| format!("cannot connect to {url}"))?;
-    // 1. The challenge.
-    let challenge = next_json(&mut ws).await?;
-    if challenge.get("event").and_then(Value::as_str) != Some("connect.challenge") {
-        bail!("unexpected first frame from {url}: expected connect.challenge");
-    }
-    // 2. connect.
-    let connect = json!({
-        "type": "req", "id": "1", "method": "connect",
-        "params": {
-            "minProtocol": PROTOCOL_VERSION, "maxProtocol": PROTOCOL_VERSION,
-            "client": {"id": "cli", "version": env!("CARGO_PKG_VERSION"), "platform": std::env::consts::OS, "mode": "cli"},
-            "caps": [], "auth": auth, "role": "operator", "scopes": OPERATOR_SCOPES,
-        }
-    });
-    ws.send(Message::Text(connect.to_string().into())).await?;
-    let hello = await_response(&mut ws, "1").await?;
-    if hello.get("ok") != Some(&Value::Bool(true)) {
-        return Err(GatewayRefusal(hello.get("error").cloned().unwrap_or(Value::Null)).into());
-    }
-    // 3. The request.
-    let mut req = json!({"type": "req", "id": "2", "method": method});
-    if let Some(p) = params {
-        req["params"] = p;
-    }
-    ws.send(Message::Text(req.to_string().into())).await?;
-    let res = await_response(&mut ws, "2").await?;
-    let _ = ws.close(None).await;
+    let mut conn = Connection::open(url, auth).await?;
+    let res = conn.request(method, params).await?;
+    conn.close().await;
     if res.get("ok") == Some(&Value::Bool(true)) {
         Ok(res.get("payload").cloned().unwrap_or(Value::Null))
     } else {
         Err(GatewayRefusal(res.get("error").cloned().unwrap_or(Value::Null)).into())
+    }
+}
+
+/// An open, authenticated connection to the gateway (for commands that stream events).
+pub struct Connection {
+    ws: Ws,
+    next_id: u64,
+    /// Frames received while waiting for a response, oldest first.
+    pending: std::collections::VecDeque<Value>,
+}
+
+impl Connection {
+    /// Connect to the gateway `args` point at.
+    pub async fn connect(args: &ClientArgs) -> Result<Self> {
+        let (url, auth) = resolve_target(args)?;
+        tokio::time::timeout(Duration::from_millis(args.timeout), Self::open(&url, auth))
+            .await
+            .map_err(|_| anyhow!("gateway at {url} did not answer within {}ms", args.timeout))?
+    }
+
+    async fn open(url: &str, auth: Value) -> Result<Self> {
+        let (ws, _) =
+            tokio_tungstenite::connect_async(url).await.with_context(|| format!("cannot connect to {url}"))?;
+        let mut conn = Self { ws, next_id: 0, pending: Default::default() };
+        // 1. The challenge.
+        let challenge = next_json(&mut conn.ws).await?;
+        if challenge.get("event").and_then(Value::as_str) != Some("connect.challenge") {
+            bail!("unexpected first frame from {url}: expected connect.challenge");
+        }
+        // 2. connect.
+        let params = json!({
+            "minProtocol": PROTOCOL_VERSION, "maxProtocol": PROTOCOL_VERSION,
+            "client": {"id": "cli", "version": env!("CARGO_PKG_VERSION"), "platform": std::env::consts::OS, "mode": "cli"},
+            "caps": [], "auth": auth, "role": "operator", "scopes": OPERATOR_SCOPES,
+        });
+        let hello = conn.request("connect", Some(params)).await?;
+        if hello.get("ok") != Some(&Value::Bool(true)) {
+            return Err(GatewayRefusal(hello.get("error").cloned().unwrap_or(Value::Null)).into());
+        }
+        conn.pending.clear();
+        Ok(conn)
+    }
+
+    /// Send a request and wait for its (first) response frame; events are kept for [`Self::next`].
+    pub async fn request(&mut self, method: &str, params: Option<Value>) -> Result<Value> {
+        let id = self.send(method, params).await?;
+        self.response(&id).await
+    }
+
+    /// Send a request; returns its id.
+    pub async fn send(&mut self, method: &str, params: Option<Value>) -> Result<String> {
+        self.next_id += 1;
+        let id = self.next_id.to_string();
+        let mut req = json!({"type": "req", "id": id, "method": method});
+        if let Some(p) = params {
+            req["params"] = p;
+        }
+        self.ws.send(Message::Text(req.to_string().into())).await?;
+        Ok(id)
+    }
+
+    /// The next response frame for request `id`.
+    pub async fn response(&mut self, id: &str) -> Result<Value> {
+        loop {
+            let v = next_json(&mut self.ws).await?;
+            if v.get("type").and_then(Value::as_str) == Some("res") && v.get("id").and_then(Value::as_str) == Some(id) {
+                return Ok(v);
+            }
+            self.pending.push_back(v);
+        }
+    }
+
+    /// The next frame (a kept one first).
+    pub async fn next(&mut self) -> Result<Value> {
+        match self.pending.pop_front() {
+            Some(v) => Ok(v),
+            None => next_json(&mut self.ws).await,
+        }
+    }
+
+    /// Close politely.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
     }
 }
 
@@ -128,15 +185,6 @@ async fn next_json(ws: &mut Ws) -> Result<Value> {
             Some(Ok(_)) => continue,
             Some(Err(e)) => return Err(e.into()),
             None => bail!("gateway closed the connection"),
-        }
-    }
-}
-
-async fn await_response(ws: &mut Ws, id: &str) -> Result<Value> {
-    loop {
-        let v = next_json(ws).await?;
-        if v.get("type").and_then(Value::as_str) == Some("res") && v.get("id").and_then(Value::as_str) == Some(id) {
-            return Ok(v);
         }
     }
 }

@@ -1,4 +1,5 @@
 //! `homarus`: the gateway daemon and its command-line client.
+mod agent_cmd;
 mod cli;
 mod client;
 mod config_cmd;

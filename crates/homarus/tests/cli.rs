@@ -284,3 +284,34 @@ fn hooks_commands_list_enable_disable_check() {
     assert_eq!(check.status.code(), Some(1));
     assert!(stderr(&check).contains("hook needs-tool: missing program `surely-not-a-real-tool`"), "{}", stderr(&check));
 }
+
+#[test]
+fn agent_and_chat_commands_talk_to_the_model_through_the_gateway() {
+    let model = MockModel::start();
+    model.server.push([homarus_mockllm::Reply::Text("Hi from the mock".into())]);
+    let d = Daemon::start(&[], Some(&model.config()));
+    let out = d.cli(&["agent", "--message", "hello", "--url", &d.url, "--token", &d.token]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "Hi from the mock");
+    let out = d.cli(&["agent", "-m", "again", "--json", "--url", &d.url, "--token", &d.token]);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["result"]["payloads"][0]["text"], "MOCK-REPLY 2");
+
+    // `homarus chat` reads lines from stdin and streams each reply.
+    let mut child = std::process::Command::new(BIN)
+        .args(["chat", "--url", &d.url, "--token", &d.token])
+        .env("HOMARUS_STATE_DIR", d.state_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"first line\n/status\n/exit\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("you: hello") && text.contains("agent: Hi from the mock"), "history shown: {text}");
+    assert!(text.contains("MOCK-REPLY 3"), "{text}");
+    assert!(text.contains("session agent:main:main"), "/status answered: {text}");
+}

@@ -127,3 +127,104 @@ fn openclaw_node_pairs_on_loopback_and_reconnects_with_its_device_token() {
     assert_eq!(list["paired"][0]["approvedVia"], "silent");
     assert_eq!(list["paired"][0]["clientId"], "gateway-client");
 }
+
+#[test]
+fn openclaw_agent_prints_the_reply_homarus_produced() {
+    let Some(oc) = OpenClaw::find() else { return };
+    let model = MockModel::start();
+    model.server.push([homarus_mockllm::Reply::Text("Homarus answers the real CLI".into())]);
+    let d = Daemon::start(&[], Some(&model.config()));
+    let out = oc
+        .command("openclaw")
+        .args(["agent", "--message", "hello real agent", "--agent", "main", "--json"])
+        .env("OPENCLAW_GATEWAY_URL", &d.url)
+        .env("OPENCLAW_GATEWAY_TOKEN", &d.token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openclaw agent: {}\n{}", stdout(&out), stderr(&out));
+    let v = json_of(&out);
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(v["result"]["payloads"][0]["text"], "Homarus answers the real CLI");
+    // Plain output prints the reply text.
+    let out = oc
+        .command("openclaw")
+        .args(["agent", "--message", "again", "--agent", "main"])
+        .env("OPENCLAW_GATEWAY_URL", &d.url)
+        .env("OPENCLAW_GATEWAY_TOKEN", &d.token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim().lines().last(), Some("MOCK-REPLY 2"), "{}", stdout(&out));
+    assert_eq!(model.server.requests().len(), 2, "each CLI call ran one model turn");
+}
+
+/// The pane of a tmux session, polled until `want` appears (bounded).
+fn pane_until(session: &str, want: &dyn Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", session]).output().unwrap();
+        let text = stdout(&out);
+        if want(&text) {
+            return text;
+        }
+        assert!(std::time::Instant::now() < deadline, "tmux pane never matched:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+struct TmuxSession(String);
+
+impl Drop for TmuxSession {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).status();
+    }
+}
+
+#[test]
+fn openclaw_tui_connects_shows_history_and_completes_a_turn() {
+    let Some(oc) = OpenClaw::find() else { return };
+    if Command::new("tmux").arg("-V").output().is_err() {
+        assert!(std::env::var("HOMARUS_REQUIRE_OPENCLAW").as_deref() != Ok("1"), "tmux is not installed");
+        return;
+    }
+    let model = MockModel::start();
+    model.server.push([
+        homarus_mockllm::Reply::Text("earlier answer".into()),
+        homarus_mockllm::Reply::Text("TUI turn answered".into()),
+    ]);
+    let d = Daemon::start(&[], Some(&model.config()));
+    let out = d.cli(&["agent", "-m", "earlier question", "--url", &d.url, "--token", &d.token]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let name = format!("homarus-tui-{}", std::process::id());
+    let tui = oc.command("openclaw");
+    let env: Vec<String> = tui
+        .get_envs()
+        .filter_map(|(k, v)| v.map(|v| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())))
+        .collect();
+    let cmd = format!("env {} openclaw tui --url {} --token {}", env.join(" "), d.url, d.token);
+    let status =
+        Command::new("tmux").args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "40", &cmd]).status().unwrap();
+    assert!(status.success());
+    let _session = TmuxSession(name.clone());
+    // History from chat.history, and the connected idle state.
+    let pane = pane_until(&name, &|p| p.contains("earlier answer") && p.contains("idle"));
+    assert!(pane.contains("earlier question"), "{pane}");
+    Command::new("tmux").args(["send-keys", "-t", &name, "hello from the tui", "Enter"]).status().unwrap();
+    let pane = pane_until(&name, &|p| p.contains("TUI turn answered") && p.contains("idle"));
+    assert!(pane.contains("hello from the tui"), "{pane}");
+    let history = d.cli(&[
+        "gateway",
+        "call",
+        "chat.history",
+        "--params",
+        r#"{"sessionKey":"agent:main:main"}"#,
+        "--json",
+        "--url",
+        &d.url,
+        "--token",
+        &d.token,
+    ]);
+    let v: Value = serde_json::from_str(&stdout(&history)).unwrap();
+    assert_eq!(v["messages"].as_array().unwrap().len(), 4);
+}

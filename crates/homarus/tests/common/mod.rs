@@ -115,3 +115,26 @@ pub fn stderr(o: &Output) -> String {
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
+
+/// A scripted LLM server (real OpenAI wire format over HTTP/SSE) on its own runtime, for tests
+/// that drive the `homarus` binary; and a config that points the main agent at it.
+pub struct MockModel {
+    pub server: homarus_mockllm::MockLlm,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl MockModel {
+    pub fn start() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let server = rt.block_on(homarus_mockllm::MockLlm::start()).unwrap();
+        Self { server, _rt: rt }
+    }
+
+    /// `models` + `agents` config text for this server.
+    pub fn config(&self) -> String {
+        format!(
+            r#"{{"models":{{"providers":{{"local":{{"baseUrl":"{}","apiKey":"sk-test","api":"openai-completions","models":[{{"id":"mock-model","name":"Mock Model","reasoning":false,"input":["text"],"cost":{{"input":0,"output":0,"cacheRead":0,"cacheWrite":0}},"contextWindow":120000,"maxTokens":1024}}]}}}}}},"agents":{{"defaults":{{"model":{{"primary":"local/mock-model"}}}}}}}}"#,
+            self.server.openai_base_url()
+        )
+    }
+}
