@@ -69,6 +69,9 @@ pub struct RunRequest {
     pub hooks: Option<Arc<HookRunner>>,
     /// Hooks around compaction.
     pub compaction_hooks: Option<Arc<dyn CompactionHooks>>,
+    /// Messages steered into this run while it goes (queue mode `steer`): drained before every
+    /// model call after the first, and once more before the run would end.
+    pub steering: Option<Arc<dyn Fn() -> Vec<String> + Send + Sync>>,
 }
 
 /// What a run reports as it goes.
@@ -290,6 +293,16 @@ impl Loop<'_> {
         out
     }
 
+    /// Append steered messages; true when there were any.
+    fn take_steering(&mut self) -> Result<bool, String> {
+        let Some(steer) = self.req.steering.clone() else { return Ok(false) };
+        let messages = steer();
+        for m in &messages {
+            self.append(Message::user(m.clone(), crate::now_ms()))?;
+        }
+        Ok(!messages.is_empty())
+    }
+
     fn over_threshold(&self, last: &Usage) -> bool {
         let window = self.req.models.iter().map(|m| m.context_window).min().unwrap_or(u64::MAX);
         let used = if last.input + last.output > 0 { last.input + last.output } else { self.ctx.estimate_tokens() };
@@ -357,6 +370,11 @@ impl Loop<'_> {
                 auto_compacted = true;
             }
             if !calls.is_empty() {
+                self.take_steering()?;
+                continue;
+            }
+            // A message steered in while the model answered gets its own answer in this run.
+            if self.take_steering()? {
                 continue;
             }
             let visible = !self.out.text.trim().is_empty() && !is_silent(&self.out.text, self.req.heartbeat);

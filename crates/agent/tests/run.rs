@@ -59,6 +59,7 @@ fn fixture(models: Vec<ResolvedModel>) -> Fixture {
         heartbeat: false,
         hooks: None,
         compaction_hooks: None,
+        steering: None,
     };
     Fixture { _dir: dir, req }
 }

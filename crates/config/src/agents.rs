@@ -200,3 +200,69 @@ impl ModelsConfig {
         out
     }
 }
+
+/// `messages`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagesConfig {
+    /// What happens to a message that arrives while the session is busy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueConfig>,
+    /// Other OpenClaw `messages` keys (group chat, TTS, …). Accepted; not used by Homarus yet.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// `messages.queue`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueConfig {
+    /// `steer` (default: into the running turn at its next step), `followup` (a later turn each),
+    /// `collect` (one later turn with everything that arrived), `interrupt` (stop the running turn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<QueueMode>,
+    /// Mode per channel id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_channel: BTreeMap<String, QueueMode>,
+    /// Quiet window before a queued turn starts, in ms (default 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debounce_ms: Option<u64>,
+    /// Most messages waiting per session (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<u64>,
+    /// Over the cap: `summarize` (default; drop the oldest, keep a one-line summary), `old` (drop the
+    /// oldest), `new` (refuse the newest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop: Option<QueueDrop>,
+    /// Other OpenClaw queue keys. Accepted; not used by Homarus.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// `messages.queue.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueMode {
+    /// Inject into the running turn.
+    #[default]
+    Steer,
+    /// One later turn per message.
+    Followup,
+    /// One later turn for everything queued.
+    Collect,
+    /// Abort the running turn and run the newest message.
+    Interrupt,
+}
+
+/// `messages.queue.drop`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueDrop {
+    /// Drop the oldest, keep a summary line.
+    #[default]
+    Summarize,
+    /// Drop the oldest.
+    Old,
+    /// Refuse the newest.
+    New,
+}

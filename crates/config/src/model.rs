@@ -44,9 +44,9 @@ pub struct HomarusConfig {
     /// Session reset policies and store maintenance; scoping keys are accepted for later.
     #[serde(default, skip_serializing_if = "crate::session::is_default")]
     pub session: crate::session::SessionConfig,
-    /// Message queueing and group-chat behaviour. Accepted; not yet used by Homarus.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub messages: Option<Value>,
+    /// Message handling: the queue for messages that arrive while a session is busy.
+    #[serde(default, skip_serializing_if = "crate::session::is_default")]
+    pub messages: crate::agents::MessagesConfig,
     /// Slash-command policy. Accepted; not yet used by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commands: Option<Value>,
@@ -523,12 +523,12 @@ impl HomarusConfig {
     pub fn unimplemented_sections(&self) -> Vec<String> {
         let mut out: Vec<String> = self.agents.unimplemented_keys();
         out.extend(self.models.unimplemented_keys());
+        out.extend(self.messages.extra.keys().map(|k| format!("messages.{k}")));
         let top: &[(&'static str, &Option<Value>)] = &[
             ("env", &self.env),
             ("secrets", &self.secrets),
             ("auth", &self.auth),
             ("bindings", &self.bindings),
-            ("messages", &self.messages),
             ("commands", &self.commands),
             ("channels", &self.channels),
             ("tools", &self.tools),

@@ -20,6 +20,7 @@ pub const NATIVE: &[(&str, &str, &str, bool)] = &[
     ("compact", "Compact the session context now.", "session", false),
     ("status", "Show the session, model and token counts.", "status", false),
     ("model", "Show or set the model of this session (/model provider/model).", "options", true),
+    ("queue", "Set how messages sent while a turn runs are handled: /queue steer|followup|collect|interrupt [debounce:500ms cap:20 drop:summarize|old|new].", "options", true),
     ("help", "Show available commands.", "status", false),
 ];
 
@@ -65,7 +66,7 @@ pub async fn run(state: &Arc<GatewayState>, spec: &RunSpec, source: &str) -> Res
         "stop" => {
             let ctx = json!({"commandSource": format!("{source}:/stop")});
             state.internal_hooks.emit(&crate::automation::event("command", "stop", key, ctx)).await;
-            let stopped = state.runs.abort(key, None);
+            let stopped = crate::runs::abort(state, key, None);
             Ok(reply(if stopped.is_empty() { "Nothing is running." } else { "⏹ Stopped." }))
         }
         "status" => {
@@ -111,6 +112,41 @@ pub async fn run(state: &Arc<GatewayState>, spec: &RunSpec, source: &str) -> Res
             row.updated_at_ms = now_ms();
             state.store.update_session(&row).map_err(crate::methods::store_error)?;
             Ok(reply(format!("Model set to {args} for this session.")))
+        }
+        "queue" => {
+            let mut row = crate::lifecycle::prepare_inbound(state, key, &spec.agent_id, None).await?;
+            if args.is_empty() {
+                let p = &row.prefs;
+                return Ok(reply(format!(
+                    "queue: {} (debounce {} ms, cap {}, drop {})",
+                    p.get("queueMode").and_then(|v| v.as_str()).unwrap_or("default"),
+                    p.get("queueDebounceMs").map(|v| v.to_string()).unwrap_or_else(|| "default".into()),
+                    p.get("queueCap").map(|v| v.to_string()).unwrap_or_else(|| "default".into()),
+                    p.get("queueDrop").and_then(|v| v.as_str()).unwrap_or("default"),
+                )));
+            }
+            for word in args.split_whitespace() {
+                let set = match word.split_once(':') {
+                    None if ["steer", "followup", "collect", "interrupt"].contains(&word) => ("queueMode", json!(word)),
+                    Some(("debounce", v)) if v.trim_end_matches(char::is_alphabetic) == "0" => {
+                        ("queueDebounceMs", json!(0))
+                    }
+                    Some(("debounce", v)) => match homarus_config::parse_duration_ms(v, 1) {
+                        Some(ms) => ("queueDebounceMs", json!(ms)),
+                        None => return Ok(reply(format!("/queue: debounce {v:?} is not a duration (e.g. 500ms, 2s)"))),
+                    },
+                    Some(("cap", v)) => match v.parse::<u64>() {
+                        Ok(n) if n > 0 => ("queueCap", json!(n)),
+                        _ => return Ok(reply(format!("/queue: cap {v:?} is not a positive number"))),
+                    },
+                    Some(("drop", v)) if ["summarize", "old", "new"].contains(&v) => ("queueDrop", json!(v)),
+                    _ => return Ok(reply(format!("/queue: unknown option {word:?}"))),
+                };
+                row.prefs.insert(set.0.into(), set.1);
+            }
+            row.updated_at_ms = now_ms();
+            state.store.update_session(&row).map_err(crate::methods::store_error)?;
+            Ok(reply(format!("Queue settings saved for this session: {args}")))
         }
         "compact" => {
             let row = svc.get(key)?;

@@ -19,6 +19,7 @@ mod options;
 mod outbound;
 mod reload;
 mod run_events;
+mod run_exec;
 mod runs;
 mod server;
 mod sessions;

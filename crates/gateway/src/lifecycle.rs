@@ -246,7 +246,7 @@ pub async fn reset_session(
         return Err(homarus_protocol::ErrorShape::unavailable("gateway is shutting down; retry after it restarts")
             .with_retry_after(1500));
     }
-    state.runs.abort(key, None);
+    crate::runs::abort(state, key, None);
     let (row, retired) = svc.reset(key, now_ms())?;
     let reason = if command == "new" { SessionEndReason::New } else { SessionEndReason::Reset };
     let archived = retired.archived.as_ref().map(|a| a.display().to_string());

@@ -1,12 +1,14 @@
-//! Agent runs owned by the gateway: one run at a time per session (a lane), a global cap on runs
-//! at once, abort, `agent.wait`, and the close step that aborts every run before the session drain.
+//! Agent runs owned by the gateway: one run at a time per session (its lane), a global cap on runs
+//! at once, the queue for messages that arrive while a session is busy, abort, `agent.wait`, and
+//! the close step that aborts every run before the session drain.
 //!
-//! A run is started by `chat.send` or `agent` (and later by channels, cron and heartbeats). It
-//! prepares the session (creating it, or resetting it when its reset policy says it went stale),
-//! builds the prompt from the agent workspace, and drives [`homarus_agent::run`], turning its
-//! events into `agent` and `chat` events (see [`crate::run_events`]).
+//! Each busy session has one lane driver task that runs its queued turns in order. A message that
+//! arrives while a turn runs is handled by the queue mode (spec E.2): `steer` puts it into the
+//! running turn (answered by that turn's reply), `followup` queues a later turn, `collect` merges
+//! everything queued into one later turn, `interrupt` aborts the running turn. A queued turn waits
+//! a quiet window (debounce) first; the queue holds at most `cap` messages (`drop` decides which
+//! go). Messages merged into another turn ("followers") get that turn's result under their own run id.
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,47 +17,23 @@ use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use homarus_agent::{CompactionSettings, RetryPolicy, RunRequest, ToolContext};
-use homarus_protocol::ErrorShape;
-use homarus_store::SessionRow;
+use homarus_config::{QueueDrop, QueueMode};
+use homarus_protocol::{ErrorShape, Scope};
 
-use crate::run_events::EventSink;
+pub(crate) use crate::run_exec::{compaction_settings, models_for, workspace_dir};
 use crate::state::{now_ms, GatewayState};
 
 /// Default cap on runs at once (`agents.defaults.maxConcurrent`).
 pub const DEFAULT_MAX_CONCURRENT: usize = 8;
-/// Runs waiting behind the active one in one session's lane; more are refused.
-pub const MAX_QUEUED_PER_SESSION: usize = 16;
+/// Default queue cap per session (`messages.queue.cap`).
+const DEFAULT_QUEUE_CAP: usize = 20;
+/// Default quiet window before a queued turn (`messages.queue.debounceMs`).
+const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(500);
 /// Finished runs remembered for `agent.wait`.
 const FINISHED_KEPT: usize = 1024;
-/// Default run timeout (`agents.defaults.timeoutSeconds`).
-const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// One session's lane: the lock a run holds while it runs, and how many runs hold or wait for it.
-type Lane = (Arc<tokio::sync::Mutex<()>>, usize);
-
-struct ActiveRun {
-    session_key: String,
-    cancel: CancellationToken,
-    done: watch::Receiver<Option<Value>>,
-}
-
-/// The gateway's runs.
-pub struct Runs {
-    active: Mutex<HashMap<String, ActiveRun>>,
-    lanes: Mutex<HashMap<String, Lane>>,
-    finished: Mutex<VecDeque<(String, Value)>>,
-    global: Arc<Semaphore>,
-    tracker: TaskTracker,
-    /// HTTP client shared by providers and `web_fetch`.
-    pub http: reqwest::Client,
-}
-
-impl Default for Runs {
-    fn default() -> Self {
-        Self::new(DEFAULT_MAX_CONCURRENT)
-    }
-}
+/// Called with a run's result (the `agent` method sends its final response from here).
+pub type OnDone = Box<dyn FnOnce(&Value) + Send>;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -76,12 +54,58 @@ pub struct RunSpec {
     pub expected_session_id: Option<String>,
 }
 
+/// A run id waiting for a turn's result, with its callback.
+struct Follower {
+    run_id: String,
+    on_done: OnDone,
+    done: watch::Sender<Option<Value>>,
+}
+
+/// One queued turn: its spec and everyone waiting on it (the first is the turn's own run id).
+struct Queued {
+    spec: RunSpec,
+    followers: Vec<Follower>,
+    collect: bool,
+}
+
+/// Messages steered into a running turn: those the loop has not taken yet (with who sent them),
+/// and the senders whose message the loop took (they get this turn's result). `None` once the
+/// loop ended: later messages queue instead.
+type SteerInbox = Arc<Mutex<Option<(Vec<(String, Follower)>, Vec<Follower>)>>>;
+
+/// The turn running in a lane.
+struct Running {
+    run_id: String,
+    cancel: CancellationToken,
+    steer: SteerInbox,
+}
+
+#[derive(Default)]
+struct Lane {
+    running: Option<Running>,
+    queue: VecDeque<Queued>,
+    /// A one-line note per message dropped by `summarize`, added to the next turn.
+    dropped: Vec<String>,
+}
+
+/// The gateway's runs.
+pub struct Runs {
+    lanes: Mutex<HashMap<String, Lane>>,
+    /// Run id → (session key, done signal) for every run id not yet finished.
+    waiting: Mutex<HashMap<String, (String, watch::Receiver<Option<Value>>)>>,
+    finished: Mutex<VecDeque<(String, Value)>>,
+    global: Arc<Semaphore>,
+    tracker: TaskTracker,
+    /// HTTP client shared by providers and `web_fetch`.
+    pub http: reqwest::Client,
+}
+
 impl Runs {
     /// Runs with at most `max_concurrent` at once.
     pub fn new(max_concurrent: usize) -> Self {
         Self {
-            active: Mutex::new(HashMap::new()),
             lanes: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashMap::new()),
             finished: Mutex::new(VecDeque::new()),
             global: Arc::new(Semaphore::new(max_concurrent.max(1))),
             tracker: TaskTracker::new(),
@@ -92,27 +116,45 @@ impl Runs {
         }
     }
 
-    /// Whether a run is active or queued for `session_key`.
-    pub fn session_busy(&self, session_key: &str) -> bool {
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).values().any(|r| r.session_key == session_key)
+    fn lanes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Lane>> {
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Abort the runs of a session (or one run). Returns the aborted run ids.
-    pub fn abort(&self, session_key: &str, run_id: Option<&str>) -> Vec<String> {
-        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+    /// Whether a turn runs or waits for `session_key`.
+    pub fn session_busy(&self, session_key: &str) -> bool {
+        self.lanes().contains_key(session_key)
+    }
+
+    /// Cancel a session's running turn and take its queued messages (or only `run_id`'s). Returns
+    /// the run ids affected and the removed waiters with their agent ids.
+    fn cancel(&self, session_key: &str, run_id: Option<&str>) -> (Vec<String>, Vec<(String, Follower)>) {
         let mut out = Vec::new();
-        for (id, r) in active.iter() {
-            if r.session_key == session_key && run_id.is_none_or(|want| want == id) {
-                r.cancel.cancel();
-                out.push(id.clone());
+        let mut dropped = Vec::new();
+        {
+            let mut lanes = self.lanes();
+            let Some(lane) = lanes.get_mut(session_key) else { return (out, dropped) };
+            lane.queue.retain_mut(|q| {
+                let hit = run_id.is_none_or(|want| q.followers.iter().any(|f| f.run_id == want));
+                if hit {
+                    out.extend(q.followers.iter().map(|f| f.run_id.clone()));
+                    let agent = q.spec.agent_id.clone();
+                    dropped.extend(q.followers.drain(..).map(|f| (agent.clone(), f)));
+                }
+                !hit
+            });
+            if let Some(r) = &lane.running {
+                if run_id.is_none_or(|want| want == r.run_id) {
+                    r.cancel.cancel();
+                    out.push(r.run_id.clone());
+                }
             }
         }
-        out
+        (out, dropped)
     }
 
-    /// Wait up to `timeout` for `run_id` to finish; its result, or `None` on timeout.
+    /// Wait up to `timeout` for `run_id`; its result, or `None` on timeout.
     pub async fn wait(&self, run_id: &str, timeout: Duration) -> Result<Option<Value>, ErrorShape> {
-        let rx = self.active.lock().unwrap_or_else(|p| p.into_inner()).get(run_id).map(|r| r.done.clone());
+        let rx = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).get(run_id).map(|(_, rx)| rx.clone());
         let Some(mut rx) = rx else {
             let finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
             return match finished.iter().find(|(id, _)| id == run_id) {
@@ -120,53 +162,52 @@ impl Runs {
                 None => Err(ErrorShape::invalid(format!("unknown run: {run_id}"))),
             };
         };
-        let done = tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await;
-        Ok(match done {
+        let result = match tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await {
             Ok(Ok(v)) => v.clone(),
             _ => None,
-        })
+        };
+        Ok(result)
     }
 
-    /// Abort every run and wait (bounded) for them to finish writing; the close sequence calls this
-    /// before the session drain.
+    /// Abort everything and wait (bounded) for running turns to write their last entries; the close
+    /// sequence calls this before the session drain.
     pub async fn shutdown(&self, budget: Duration) -> bool {
-        for r in self.active.lock().unwrap_or_else(|p| p.into_inner()).values() {
-            r.cancel.cancel();
+        let keys: Vec<String> = self.lanes().keys().cloned().collect();
+        for k in keys {
+            for (_, f) in self.cancel(&k, None).1 {
+                self.settle(f, json!({"status": "aborted"}));
+            }
         }
         self.tracker.close();
         tokio::time::timeout(budget, self.tracker.wait()).await.is_ok()
     }
 
-    fn lane(&self, key: &str) -> Result<Arc<tokio::sync::Mutex<()>>, ErrorShape> {
-        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = lanes.entry(key.to_string()).or_insert_with(|| (Arc::new(tokio::sync::Mutex::new(())), 0));
-        if entry.1 > MAX_QUEUED_PER_SESSION {
-            return Err(ErrorShape::unavailable(format!(
-                "session {key} has {MAX_QUEUED_PER_SESSION} runs queued already; wait for them or send /stop"
-            )));
-        }
-        entry.1 += 1;
-        Ok(entry.0.clone())
-    }
-
-    fn leave_lane(&self, key: &str) {
-        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = lanes.get_mut(key) {
-            e.1 = e.1.saturating_sub(1);
-            if e.1 == 0 {
-                lanes.remove(key);
+    /// Record a finished run id and call its callback.
+    fn settle(&self, f: Follower, mut result: Value) {
+        result["runId"] = json!(f.run_id);
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(&f.run_id);
+        {
+            let mut done = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+            if done.len() >= FINISHED_KEPT {
+                done.pop_front();
             }
+            done.push_back((f.run_id.clone(), result.clone()));
         }
+        let _ = f.done.send(Some(result.clone()));
+        (f.on_done)(&result);
     }
+}
 
-    fn finish(&self, run_id: &str, result: Value) {
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).remove(run_id);
-        let mut f = self.finished.lock().unwrap_or_else(|p| p.into_inner());
-        if f.len() >= FINISHED_KEPT {
-            f.pop_front();
-        }
-        f.push_back((run_id.to_string(), result));
+/// Abort a session's queued turns and its running turn (or only `run_id`); each gets its
+/// `aborted` chat event. Returns the run ids affected.
+pub fn abort(state: &GatewayState, session_key: &str, run_id: Option<&str>) -> Vec<String> {
+    let (ids, dropped) = state.runs.cancel(session_key, run_id);
+    for (agent, f) in dropped {
+        let result = json!({"status": "aborted"});
+        follower_final(state, session_key, &agent, &f.run_id, &result);
+        state.runs.settle(f, result);
     }
+    ids
 }
 
 /// Refuse early (before acknowledging a request) when a run could not start now.
@@ -174,211 +215,217 @@ pub fn check_can_start(state: &GatewayState, session_key: &str) -> Result<(), Er
     if state.closing.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ErrorShape::unavailable("gateway is shutting down; retry after it restarts").with_retry_after(1500));
     }
-    let lanes = state.runs.lanes.lock().unwrap_or_else(|p| p.into_inner());
-    if lanes.get(session_key).is_some_and(|l| l.1 > MAX_QUEUED_PER_SESSION) {
+    let (_, _, cap, drop) = queue_settings(state, session_key);
+    let lanes = state.runs.lanes();
+    if drop == QueueDrop::New && lanes.get(session_key).is_some_and(|l| queued_messages(l) >= cap) {
         return Err(ErrorShape::unavailable(format!(
-            "session {session_key} has {MAX_QUEUED_PER_SESSION} runs queued already; wait for them or send /stop"
+            "session {session_key} has {cap} messages queued already (messages.queue.cap); wait or send /stop"
         )));
     }
     Ok(())
 }
 
-/// Resolve the models `agent_id` uses (probing a local Ollama when nothing is configured).
-pub async fn models_for(state: &GatewayState, agent_id: &str) -> Result<Vec<homarus_agent::ResolvedModel>, String> {
-    let cfg = state.config();
-    let env = |k: &str| std::env::var(k).ok();
-    match homarus_agent::resolve_models(&cfg.config, agent_id, &env, None) {
-        Ok(m) => Ok(m),
-        Err(homarus_agent::ResolveError::NoModel) => {
-            let detected = homarus_agent::provider::detect_ollama(&state.runs.http).await;
-            homarus_agent::resolve_models(&cfg.config, agent_id, &env, detected.as_deref()).map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    }
+fn queued_messages(lane: &Lane) -> usize {
+    lane.queue.iter().map(|q| q.followers.len()).sum()
 }
 
-/// Start a run in the background. Refused (before anything runs) when the gateway is closing, the
-/// session's lane is full, or the run id is already running. `on_done` gets the result.
+/// Mode, debounce, cap and drop policy for a session: its `/queue` choice (`queueMode` preference),
+/// then `messages.queue.byChannel`, then `messages.queue.mode`, then `steer`.
+fn queue_settings(state: &GatewayState, session_key: &str) -> (QueueMode, Duration, usize, QueueDrop) {
+    let cfg = state.config();
+    let q = cfg.config.messages.queue.clone().unwrap_or_default();
+    let row = state.store.session(session_key).ok().flatten();
+    let pref = |k: &str| row.as_ref().and_then(|r| r.prefs.get(k).cloned());
+    let mode = pref("queueMode")
+        .and_then(|v| serde_json::from_value::<QueueMode>(v).ok())
+        .or_else(|| {
+            let channel = row.as_ref().and_then(|r| r.prefs.get("channel")).and_then(Value::as_str)?;
+            q.by_channel.get(channel).copied()
+        })
+        .or(q.mode)
+        .unwrap_or_default();
+    let debounce = pref("queueDebounceMs")
+        .and_then(|v| v.as_u64())
+        .or(q.debounce_ms)
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_DEBOUNCE);
+    let cap =
+        pref("queueCap").and_then(|v| v.as_u64()).or(q.cap).map(|c| c.max(1) as usize).unwrap_or(DEFAULT_QUEUE_CAP);
+    let drop =
+        pref("queueDrop").and_then(|v| serde_json::from_value::<QueueDrop>(v).ok()).or(q.drop).unwrap_or_default();
+    (mode, debounce, cap, drop)
+}
+
+/// Start `spec` now, or queue it behind the session's running turn by the queue mode. Refused
+/// (before anything runs) when the gateway is closing, the run id is already known, or the queue is
+/// full under `drop: new`. `on_done` gets the result.
 pub fn start(
     state: &Arc<GatewayState>,
     spec: RunSpec,
     on_done: impl FnOnce(&Value) + Send + 'static,
 ) -> Result<(), ErrorShape> {
-    if state.closing.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(ErrorShape::unavailable("gateway is shutting down; retry after it restarts").with_retry_after(1500));
-    }
+    check_can_start(state, &spec.session_key)?;
     let runs = &state.runs;
-    let lane = runs.lane(&spec.session_key)?;
-    let cancel = CancellationToken::new();
-    let (done_tx, done_rx) = watch::channel(None);
+    let (tx, rx) = watch::channel(None);
     {
-        let mut active = runs.active.lock().unwrap_or_else(|p| p.into_inner());
-        if active.contains_key(&spec.run_id) {
-            drop(active);
-            runs.leave_lane(&spec.session_key);
+        let mut waiting = runs.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if waiting.contains_key(&spec.run_id) {
             return Err(ErrorShape::invalid(format!("run {} is already running", spec.run_id)));
         }
-        active.insert(
-            spec.run_id.clone(),
-            ActiveRun { session_key: spec.session_key.clone(), cancel: cancel.clone(), done: done_rx },
-        );
+        waiting.insert(spec.run_id.clone(), (spec.session_key.clone(), rx));
     }
-    let st = state.clone();
-    runs.tracker.spawn(async move {
-        let started_at = now_ms();
-        let result = {
-            let _lane = lane.lock().await;
-            let _slot = st.runs.global.clone().acquire_owned().await;
-            execute(&st, &spec, &cancel, started_at).await
-        };
-        st.runs.leave_lane(&spec.session_key);
-        st.runs.finish(&spec.run_id, result.clone());
-        let _ = done_tx.send(Some(result.clone()));
-        on_done(&result);
-    });
+    let follower = Follower { run_id: spec.run_id.clone(), on_done: Box::new(on_done), done: tx };
+    let (key, agent_id) = (spec.session_key.clone(), spec.agent_id.clone());
+    let (mode, _, cap, drop) = queue_settings(state, &spec.session_key);
+    let mut evicted = Vec::new();
+    let spawn_driver;
+    {
+        let mut lanes = runs.lanes();
+        spawn_driver = !lanes.contains_key(&spec.session_key);
+        let lane = lanes.entry(spec.session_key.clone()).or_default();
+        let mut follower = Some(follower);
+        if let (QueueMode::Steer, Some(running)) = (mode, &lane.running) {
+            let mut inbox = running.steer.lock().unwrap_or_else(|p| p.into_inner());
+            if let (Some((pending, _)), Some(f)) = (inbox.as_mut(), follower.take()) {
+                pending.push((spec.message.clone(), f));
+            }
+        }
+        if let Some(f) = follower {
+            if mode == QueueMode::Interrupt {
+                if let Some(r) = &lane.running {
+                    r.cancel.cancel();
+                }
+            }
+            // Over the cap: drop the oldest queued message (`old`, `summarize`).
+            while queued_messages(lane) >= cap {
+                let Some(front) = lane.queue.front_mut() else { break };
+                let gone = front.followers.remove(0);
+                if drop == QueueDrop::Summarize {
+                    let line: String = front.spec.message.chars().take(200).collect();
+                    lane.dropped.push(line);
+                }
+                if front.followers.is_empty() {
+                    lane.queue.pop_front();
+                }
+                evicted.push(gone);
+            }
+            match lane.queue.back_mut() {
+                Some(last) if mode == QueueMode::Collect && last.collect => {
+                    last.spec.message.push_str("\n\n");
+                    last.spec.message.push_str(&spec.message);
+                    last.followers.push(f);
+                }
+                _ => lane.queue.push_back(Queued { spec, followers: vec![f], collect: mode == QueueMode::Collect }),
+            }
+        }
+        if spawn_driver {
+            runs.tracker.spawn(drive(state.clone(), key.clone()));
+        }
+    }
+    for f in evicted {
+        let result = json!({"status": "error", "error": "dropped: too many messages queued (messages.queue.cap)"});
+        follower_final(state, &key, &agent_id, &f.run_id, &result);
+        runs.settle(f, result);
+    }
     Ok(())
 }
 
-/// The agent's workspace folder: `agents.entries.<id>.workspace`, `agents.defaults.workspace`
-/// (for `main`), else `<stateDir>/workspace[-<id>]`.
-pub fn workspace_dir(state: &GatewayState, agent_id: &str) -> PathBuf {
-    let cfg = state.config();
-    let agents = &cfg.config.agents;
-    let configured = agents.entries.get(agent_id).and_then(|e| e.workspace.clone()).or_else(|| {
-        if agent_id == "main" {
-            agents.defaults.workspace.clone()
-        } else {
-            None
+/// Run a lane's queued turns until none is left, then retire the lane.
+async fn drive(state: Arc<GatewayState>, key: String) {
+    let mut first = true;
+    loop {
+        let (_, debounce, _, _) = queue_settings(&state, &key);
+        if !first && !debounce.is_zero() {
+            tokio::time::sleep(debounce).await;
         }
-    });
-    match configured {
-        Some(p) => match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
-            (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-            _ => PathBuf::from(p),
-        },
-        None if agent_id == "main" => state.opts.state_dir.join("workspace"),
-        None => state.opts.state_dir.join(format!("workspace-{agent_id}")),
-    }
-}
-
-pub(crate) fn compaction_settings(state: &GatewayState, agent_id: &str) -> CompactionSettings {
-    let cfg = state.config();
-    let agents = &cfg.config.agents;
-    let c = agents
-        .entries
-        .get(agent_id)
-        .and_then(|e| e.compaction.clone())
-        .or_else(|| agents.defaults.compaction.clone())
-        .unwrap_or_default();
-    let d = CompactionSettings::default();
-    CompactionSettings {
-        enabled: c.enabled.unwrap_or(d.enabled),
-        reserve_tokens: c.reserve_tokens.unwrap_or(d.reserve_tokens),
-        keep_recent_tokens: c.keep_recent_tokens.unwrap_or(d.keep_recent_tokens),
-    }
-}
-
-/// Build the run request for `row`; errors are user-facing (no model configured, workspace).
-async fn build_request(state: &Arc<GatewayState>, spec: &RunSpec, row: &SessionRow) -> Result<RunRequest, String> {
-    let cfg = state.config();
-    let mut models = models_for(state, &spec.agent_id).await?;
-    // A session-level `/model` choice goes first.
-    if let Some(pref) = row.prefs.get("model").and_then(Value::as_str) {
-        if let Some(i) = models.iter().position(|m| m.reference() == pref || m.model == pref) {
-            let chosen = models.remove(i);
-            models.insert(0, chosen);
+        first = false;
+        let cancel = CancellationToken::new();
+        let steer: SteerInbox = Arc::new(Mutex::new(Some((Vec::new(), Vec::new()))));
+        let next = {
+            let mut lanes = state.runs.lanes();
+            let Some(lane) = lanes.get_mut(&key) else { return };
+            match lane.queue.pop_front() {
+                None => {
+                    lanes.remove(&key);
+                    return;
+                }
+                Some(mut q) => {
+                    if !lane.dropped.is_empty() {
+                        let note = format!(
+                            "[{} earlier queued messages were dropped: {}]\n\n",
+                            lane.dropped.len(),
+                            lane.dropped.join(" · ")
+                        );
+                        q.spec.message = note + &q.spec.message;
+                        lane.dropped.clear();
+                    }
+                    lane.running =
+                        Some(Running { run_id: q.spec.run_id.clone(), cancel: cancel.clone(), steer: steer.clone() });
+                    q
+                }
+            }
+        };
+        let taker = steer.clone();
+        let steering: Arc<dyn Fn() -> Vec<String> + Send + Sync> = Arc::new(move || {
+            let mut inbox = taker.lock().unwrap_or_else(|p| p.into_inner());
+            let Some((pending, taken)) = inbox.as_mut() else { return Vec::new() };
+            pending
+                .drain(..)
+                .map(|(message, f)| {
+                    taken.push(f);
+                    message
+                })
+                .collect()
+        });
+        let result = {
+            let _slot = state.runs.global.clone().acquire_owned().await;
+            crate::run_exec::execute(&state, &next.spec, &cancel, now_ms(), Some(steering)).await
+        };
+        // Close the inbox; messages steered too late (or into an aborted turn) become the next turn.
+        let (late, steered) = steer.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+        {
+            let mut lanes = state.runs.lanes();
+            if let Some(lane) = lanes.get_mut(&key) {
+                lane.running = None;
+                if !late.is_empty() {
+                    let (messages, followers): (Vec<String>, Vec<Follower>) = late.into_iter().unzip();
+                    let mut spec = next.spec.clone();
+                    spec.run_id = followers[0].run_id.clone();
+                    spec.message = messages.join("\n\n");
+                    lane.queue.push_front(Queued { spec, followers, collect: false });
+                }
+            }
+        }
+        let mut followers = next.followers.into_iter();
+        if let Some(own) = followers.next() {
+            state.runs.settle(own, result.clone());
+        }
+        for f in followers.chain(steered) {
+            follower_final(&state, &next.spec.session_key, &next.spec.agent_id, &f.run_id, &result);
+            state.runs.settle(f, result.clone());
         }
     }
-    let workspace = workspace_dir(state, &spec.agent_id);
-    homarus_agent::workspace::ensure_workspace(&workspace)
-        .map_err(|e| format!("cannot prepare the workspace {}: {e}", workspace.display()))?;
-    let agents = &cfg.config.agents;
-    let max_chars = agents
-        .entries
-        .get(&spec.agent_id)
-        .and_then(|e| e.bootstrap_max_chars)
-        .or(agents.defaults.bootstrap_max_chars)
-        .map(|n| n as usize)
-        .unwrap_or(homarus_agent::workspace::DEFAULT_BOOTSTRAP_MAX_CHARS);
-    let files = homarus_agent::workspace::load_bootstrap(&workspace, max_chars);
-    let tools = homarus_agent::tools::builtin_specs();
-    let tool_names: Vec<String> = tools.iter().map(|t| t.name.clone()).collect();
-    let system_prompt = homarus_agent::workspace::system_prompt(&homarus_agent::workspace::PromptContext {
-        agent_id: &spec.agent_id,
-        workspace: &workspace,
-        tools: &tool_names,
-        model: &models[0].reference(),
-        files: &files,
-        extra: spec.extra_system_prompt.as_deref(),
-    });
-    Ok(RunRequest {
-        run_id: spec.run_id.clone(),
-        agent_id: spec.agent_id.clone(),
-        session_key: row.key.clone(),
-        session_id: row.session_id.clone(),
-        transcript: PathBuf::from(&row.session_file),
-        message: spec.message.clone(),
-        models,
-        system_prompt,
-        tools,
-        tool_ctx: ToolContext { workspace, exec_timeout: Duration::from_secs(120), http: state.runs.http.clone() },
-        retry: RetryPolicy::default(),
-        compaction: compaction_settings(state, &spec.agent_id),
-        max_turns: homarus_agent::run::DEFAULT_MAX_TURNS,
-        heartbeat: false,
-        hooks: Some(state.opts.hooks.clone()),
-        compaction_hooks: Some(Arc::new(crate::run_events::GatewayCompactionHooks::new(state, row))),
-    })
 }
 
-fn run_timeout(state: &GatewayState, spec: &RunSpec) -> Duration {
-    let cfg = state.config();
-    let agents = &cfg.config.agents;
-    spec.timeout
-        .or_else(|| {
-            agents
-                .entries
-                .get(&spec.agent_id)
-                .and_then(|e| e.timeout_seconds)
-                .or(agents.defaults.timeout_seconds)
-                .map(Duration::from_secs)
-        })
-        .unwrap_or(DEFAULT_RUN_TIMEOUT)
-}
-
-/// Run to the end; the result is `{runId, status, startedAt, endedAt, text?, error?, …}`.
-async fn execute(state: &Arc<GatewayState>, spec: &RunSpec, cancel: &CancellationToken, started_at: i64) -> Value {
-    let mut sink = EventSink::new(state, spec);
-    let row = match crate::lifecycle::prepare_inbound(
-        state,
-        &spec.session_key,
-        &spec.agent_id,
-        spec.expected_session_id.as_deref(),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => return sink.failed(started_at, &e.message),
-    };
-    sink.session_id = Some(row.session_id.clone());
-    let req = match build_request(state, spec, &row).await {
-        Ok(r) => r,
-        Err(e) => return sink.failed(started_at, &e),
-    };
-    sink.lifecycle_start(started_at);
-    let timeout = run_timeout(state, spec);
-    let timer = {
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            c.cancel();
-        })
-    };
-    let outcome = homarus_agent::run(&req, &state.runs.http, cancel, &mut |ev| sink.on_event(ev)).await;
-    let timed_out = timer.is_finished() && outcome.aborted;
-    timer.abort();
-    crate::lifecycle::record_turn(state, &row, &outcome);
-    sink.finish(started_at, &outcome, timed_out.then_some(timeout))
+/// A message merged into another turn gets that turn's terminal `chat` event under its own run id.
+fn follower_final(state: &GatewayState, session_key: &str, agent_id: &str, run_id: &str, result: &Value) {
+    let mut payload = json!({"runId": run_id, "sessionKey": session_key, "agentId": agent_id, "seq": 1});
+    match result["status"].as_str() {
+        Some("ok") => {
+            payload["state"] = json!("final");
+            payload["stopReason"] = json!("stop");
+            if let Some(t) = result["text"].as_str().filter(|t| !t.trim().is_empty()) {
+                payload["message"] =
+                    json!({"role": "assistant", "content": [{"type": "text", "text": t}], "timestamp": now_ms()});
+            }
+        }
+        Some("aborted") => payload["state"] = json!("aborted"),
+        _ => {
+            payload["state"] = json!("error");
+            payload["errorMessage"] = json!(result["error"].as_str().unwrap_or("run failed"));
+        }
+    }
+    state.broadcast("chat", &payload, &[Scope::READ, Scope::WRITE]);
 }
 
 /// `{runId, status:"timeout"}` for `agent.wait` when the run has not finished.

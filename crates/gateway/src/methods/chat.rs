@@ -86,7 +86,7 @@ pub async fn send(
 pub fn abort(state: &Arc<GatewayState>, params: Option<&Value>) -> Result<Value, ErrorShape> {
     let p = params.and_then(Value::as_object).cloned().unwrap_or_default();
     let key = s(&p, "sessionKey").ok_or_else(|| ErrorShape::invalid("invalid params: at /sessionKey: required"))?;
-    let ids = state.runs.abort(&key.to_lowercase(), s(&p, "runId"));
+    let ids = crate::runs::abort(state, &key.to_lowercase(), s(&p, "runId"));
     Ok(json!({"ok": true, "aborted": !ids.is_empty(), "runIds": ids}))
 }
 

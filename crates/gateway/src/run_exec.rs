@@ -1,0 +1,184 @@
+//! Executing one run: the session (created, or reset when stale), the models, the workspace prompt,
+//! the agent loop, and the session's counters afterwards.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use homarus_agent::{CompactionSettings, RetryPolicy, RunRequest, ToolContext};
+use homarus_store::SessionRow;
+
+use crate::run_events::EventSink;
+use crate::runs::RunSpec;
+use crate::state::GatewayState;
+
+/// Default run timeout (`agents.defaults.timeoutSeconds`).
+const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Resolve the models `agent_id` uses (probing a local Ollama when nothing is configured).
+pub async fn models_for(state: &GatewayState, agent_id: &str) -> Result<Vec<homarus_agent::ResolvedModel>, String> {
+    let cfg = state.config();
+    let env = |k: &str| std::env::var(k).ok();
+    match homarus_agent::resolve_models(&cfg.config, agent_id, &env, None) {
+        Ok(m) => Ok(m),
+        Err(homarus_agent::ResolveError::NoModel) => {
+            let detected = homarus_agent::provider::detect_ollama(&state.runs.http).await;
+            homarus_agent::resolve_models(&cfg.config, agent_id, &env, detected.as_deref()).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The agent's workspace folder: `agents.entries.<id>.workspace`, `agents.defaults.workspace`
+/// (for `main`), else `<stateDir>/workspace[-<id>]`.
+pub fn workspace_dir(state: &GatewayState, agent_id: &str) -> PathBuf {
+    let cfg = state.config();
+    let agents = &cfg.config.agents;
+    let configured = agents.entries.get(agent_id).and_then(|e| e.workspace.clone()).or_else(|| {
+        if agent_id == "main" {
+            agents.defaults.workspace.clone()
+        } else {
+            None
+        }
+    });
+    match configured {
+        Some(p) => match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+            (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+            _ => PathBuf::from(p),
+        },
+        None if agent_id == "main" => state.opts.state_dir.join("workspace"),
+        None => state.opts.state_dir.join(format!("workspace-{agent_id}")),
+    }
+}
+
+pub(crate) fn compaction_settings(state: &GatewayState, agent_id: &str) -> CompactionSettings {
+    let cfg = state.config();
+    let agents = &cfg.config.agents;
+    let c = agents
+        .entries
+        .get(agent_id)
+        .and_then(|e| e.compaction.clone())
+        .or_else(|| agents.defaults.compaction.clone())
+        .unwrap_or_default();
+    let d = CompactionSettings::default();
+    CompactionSettings {
+        enabled: c.enabled.unwrap_or(d.enabled),
+        reserve_tokens: c.reserve_tokens.unwrap_or(d.reserve_tokens),
+        keep_recent_tokens: c.keep_recent_tokens.unwrap_or(d.keep_recent_tokens),
+    }
+}
+
+/// Build the run request for `row`; errors are user-facing (no model configured, workspace).
+async fn build_request(state: &Arc<GatewayState>, spec: &RunSpec, row: &SessionRow) -> Result<RunRequest, String> {
+    let cfg = state.config();
+    let mut models = models_for(state, &spec.agent_id).await?;
+    // A session-level `/model` choice goes first.
+    if let Some(pref) = row.prefs.get("model").and_then(Value::as_str) {
+        if let Some(i) = models.iter().position(|m| m.reference() == pref || m.model == pref) {
+            let chosen = models.remove(i);
+            models.insert(0, chosen);
+        }
+    }
+    let workspace = workspace_dir(state, &spec.agent_id);
+    homarus_agent::workspace::ensure_workspace(&workspace)
+        .map_err(|e| format!("cannot prepare the workspace {}: {e}", workspace.display()))?;
+    let agents = &cfg.config.agents;
+    let max_chars = agents
+        .entries
+        .get(&spec.agent_id)
+        .and_then(|e| e.bootstrap_max_chars)
+        .or(agents.defaults.bootstrap_max_chars)
+        .map(|n| n as usize)
+        .unwrap_or(homarus_agent::workspace::DEFAULT_BOOTSTRAP_MAX_CHARS);
+    let files = homarus_agent::workspace::load_bootstrap(&workspace, max_chars);
+    let tools = homarus_agent::tools::builtin_specs();
+    let tool_names: Vec<String> = tools.iter().map(|t| t.name.clone()).collect();
+    let system_prompt = homarus_agent::workspace::system_prompt(&homarus_agent::workspace::PromptContext {
+        agent_id: &spec.agent_id,
+        workspace: &workspace,
+        tools: &tool_names,
+        model: &models[0].reference(),
+        files: &files,
+        extra: spec.extra_system_prompt.as_deref(),
+    });
+    Ok(RunRequest {
+        run_id: spec.run_id.clone(),
+        agent_id: spec.agent_id.clone(),
+        session_key: row.key.clone(),
+        session_id: row.session_id.clone(),
+        transcript: PathBuf::from(&row.session_file),
+        message: spec.message.clone(),
+        models,
+        system_prompt,
+        tools,
+        tool_ctx: ToolContext { workspace, exec_timeout: Duration::from_secs(120), http: state.runs.http.clone() },
+        retry: RetryPolicy::default(),
+        compaction: compaction_settings(state, &spec.agent_id),
+        max_turns: homarus_agent::run::DEFAULT_MAX_TURNS,
+        heartbeat: false,
+        hooks: Some(state.opts.hooks.clone()),
+        compaction_hooks: Some(Arc::new(crate::run_events::GatewayCompactionHooks::new(state, row))),
+        steering: None,
+    })
+}
+
+fn run_timeout(state: &GatewayState, spec: &RunSpec) -> Duration {
+    let cfg = state.config();
+    let agents = &cfg.config.agents;
+    spec.timeout
+        .or_else(|| {
+            agents
+                .entries
+                .get(&spec.agent_id)
+                .and_then(|e| e.timeout_seconds)
+                .or(agents.defaults.timeout_seconds)
+                .map(Duration::from_secs)
+        })
+        .unwrap_or(DEFAULT_RUN_TIMEOUT)
+}
+
+/// Run to the end; the result is `{runId, status, startedAt, endedAt, text?, error?, …}`.
+pub(crate) async fn execute(
+    state: &Arc<GatewayState>,
+    spec: &RunSpec,
+    cancel: &CancellationToken,
+    started_at: i64,
+    steering: Option<Arc<dyn Fn() -> Vec<String> + Send + Sync>>,
+) -> Value {
+    let mut sink = EventSink::new(state, spec);
+    let row = match crate::lifecycle::prepare_inbound(
+        state,
+        &spec.session_key,
+        &spec.agent_id,
+        spec.expected_session_id.as_deref(),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return sink.failed(started_at, &e.message),
+    };
+    sink.session_id = Some(row.session_id.clone());
+    let req = match build_request(state, spec, &row).await {
+        Ok(mut r) => {
+            r.steering = steering;
+            r
+        }
+        Err(e) => return sink.failed(started_at, &e),
+    };
+    sink.lifecycle_start(started_at);
+    let timeout = run_timeout(state, spec);
+    let timer = {
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            c.cancel();
+        })
+    };
+    let outcome = homarus_agent::run(&req, &state.runs.http, cancel, &mut |ev| sink.on_event(ev)).await;
+    let timed_out = timer.is_finished() && outcome.aborted;
+    timer.abort();
+    crate::lifecycle::record_turn(state, &row, &outcome);
+    sink.finish(started_at, &outcome, timed_out.then_some(timeout))
+}
