@@ -91,8 +91,8 @@ struct Lane {
 /// The gateway's runs.
 pub struct Runs {
     lanes: Mutex<HashMap<String, Lane>>,
-    /// Run id → (session key, done signal) for every run id not yet finished.
-    waiting: Mutex<HashMap<String, (String, watch::Receiver<Option<Value>>)>>,
+    /// Run id → done signal, for every run id not yet finished.
+    waiting: Mutex<HashMap<String, watch::Receiver<Option<Value>>>>,
     finished: Mutex<VecDeque<(String, Value)>>,
     global: Arc<Semaphore>,
     tracker: TaskTracker,
@@ -154,7 +154,7 @@ impl Runs {
 
     /// Wait up to `timeout` for `run_id`; its result, or `None` on timeout.
     pub async fn wait(&self, run_id: &str, timeout: Duration) -> Result<Option<Value>, ErrorShape> {
-        let rx = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).get(run_id).map(|(_, rx)| rx.clone());
+        let rx = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).get(run_id).cloned();
         let Some(mut rx) = rx else {
             let finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
             return match finished.iter().find(|(id, _)| id == run_id) {
@@ -272,7 +272,7 @@ pub fn start(
         if waiting.contains_key(&spec.run_id) {
             return Err(ErrorShape::invalid(format!("run {} is already running", spec.run_id)));
         }
-        waiting.insert(spec.run_id.clone(), (spec.session_key.clone(), rx));
+        waiting.insert(spec.run_id.clone(), rx);
     }
     let follower = Follower { run_id: spec.run_id.clone(), on_done: Box::new(on_done), done: tx };
     let (key, agent_id) = (spec.session_key.clone(), spec.agent_id.clone());
