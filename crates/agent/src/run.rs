@@ -72,6 +72,8 @@ pub struct RunRequest {
     /// Messages steered into this run while it goes (queue mode `steer`): drained before every
     /// model call after the first, and once more before the run would end.
     pub steering: Option<Arc<dyn Fn() -> Vec<String> + Send + Sync>>,
+    /// Tools the embedder adds.
+    pub extra_tools: Option<Arc<dyn crate::tools::ExtraTools>>,
 }
 
 /// What a run reports as it goes.
@@ -271,10 +273,13 @@ impl Loop<'_> {
             }
         }
         (self.observe)(RunEvent::ToolStart { id: id.into(), name: name.into(), args: args.clone() });
-        let out = match run_builtin(name, &args, &self.req.tool_ctx, self.cancel).await {
-            Some(o) => o,
-            None => ToolOutput { text: format!("unknown tool: {name}"), is_error: true },
-        };
+        let mut out = run_builtin(name, &args, &self.req.tool_ctx, self.cancel).await;
+        if out.is_none() {
+            if let Some(extra) = &self.req.extra_tools {
+                out = extra.call(name, &args).await;
+            }
+        }
+        let out = out.unwrap_or_else(|| ToolOutput { text: format!("unknown tool: {name}"), is_error: true });
         if let Some(h) = self.req.hooks.as_ref().filter(|h| h.has_handlers("after_tool_call")) {
             let event = json!({"toolName": name, "params": args, "toolCallId": id, "result": out.text, "error": out.is_error.then_some(&out.text)});
             let hooks = h.clone();

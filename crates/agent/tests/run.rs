@@ -48,6 +48,7 @@ fn fixture(models: Vec<ResolvedModel>) -> Fixture {
             workspace,
             exec_timeout: Duration::from_secs(10),
             http: reqwest::Client::new(),
+            memory_db: dir.path().join("memory.sqlite"),
         },
         retry: RetryPolicy {
             base_backoff: Duration::from_millis(10),
@@ -60,6 +61,7 @@ fn fixture(models: Vec<ResolvedModel>) -> Fixture {
         hooks: None,
         compaction_hooks: None,
         steering: None,
+        extra_tools: None,
     };
     Fixture { _dir: dir, req }
 }

@@ -22,6 +22,7 @@ mod run_events;
 mod run_exec;
 mod runs;
 mod server;
+mod session_tools;
 mod sessions;
 mod shutdown;
 mod state;

@@ -93,7 +93,9 @@ async fn build_request(state: &Arc<GatewayState>, spec: &RunSpec, row: &SessionR
         .map(|n| n as usize)
         .unwrap_or(homarus_agent::workspace::DEFAULT_BOOTSTRAP_MAX_CHARS);
     let files = homarus_agent::workspace::load_bootstrap(&workspace, max_chars);
-    let tools = homarus_agent::tools::builtin_specs();
+    let session_tools = Arc::new(crate::session_tools::SessionTools::new(state, row));
+    let mut tools = homarus_agent::tools::builtin_specs();
+    tools.extend(homarus_agent::tools::ExtraTools::specs(session_tools.as_ref()));
     let tool_names: Vec<String> = tools.iter().map(|t| t.name.clone()).collect();
     let system_prompt = homarus_agent::workspace::system_prompt(&homarus_agent::workspace::PromptContext {
         agent_id: &spec.agent_id,
@@ -113,7 +115,12 @@ async fn build_request(state: &Arc<GatewayState>, spec: &RunSpec, row: &SessionR
         models,
         system_prompt,
         tools,
-        tool_ctx: ToolContext { workspace, exec_timeout: Duration::from_secs(120), http: state.runs.http.clone() },
+        tool_ctx: ToolContext {
+            workspace,
+            exec_timeout: Duration::from_secs(120),
+            http: state.runs.http.clone(),
+            memory_db: state.opts.state_dir.join("agents").join(&spec.agent_id).join("memory.sqlite"),
+        },
         retry: RetryPolicy::default(),
         compaction: compaction_settings(state, &spec.agent_id),
         max_turns: homarus_agent::run::DEFAULT_MAX_TURNS,
@@ -121,6 +128,7 @@ async fn build_request(state: &Arc<GatewayState>, spec: &RunSpec, row: &SessionR
         hooks: Some(state.opts.hooks.clone()),
         compaction_hooks: Some(Arc::new(crate::run_events::GatewayCompactionHooks::new(state, row))),
         steering: None,
+        extra_tools: Some(session_tools),
     })
 }
 

@@ -196,3 +196,70 @@ async fn abort_stops_a_streaming_run_and_commands_answer_without_the_model() {
     assert_payload_schema("AgentsListResultSchema", &agents);
     assert_eq!(agents["agents"][0]["model"]["primary"], "local/mock-model");
 }
+
+#[tokio::test]
+async fn the_agent_searches_memory_and_talks_to_another_session_with_its_tools() {
+    let mock = MockLlm::start().await.unwrap();
+    mock.push([
+        Reply::ToolCall { name: "memory_search".into(), args: json!({"query": "cat name"}) },
+        Reply::ToolCall {
+            name: "sessions_send".into(),
+            args: json!({"sessionKey": "agent:main:other", "message": "ping"}),
+        },
+        Reply::Text("pong".into()),
+        Reply::ToolCall { name: "sessions_history".into(), args: json!({"sessionKey": "agent:main:other"}) },
+        Reply::Text("done".into()),
+    ]);
+    let gw = TestGateway::start_with(Some(&config_for(&mock, ""))).await;
+    let ws = gw.dir.path().join("workspace");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join("MEMORY.md"), "# Notes\n\nThe cat's name is Biscuit.\n").unwrap();
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    c.call("chat.send", json!({"sessionKey": "agent:main:main", "message": "go", "idempotencyKey": "t1"})).await;
+    let events = until_chat_end(&mut c, "t1").await;
+    let fin = of_run(&events, "chat", "t1").last().unwrap()["payload"].clone();
+    assert_eq!(fin["message"]["content"][0]["text"], "done", "{fin}");
+    let tools: Vec<(String, String)> = of_run(&events, "agent", "t1")
+        .iter()
+        .filter(|e| e["payload"]["stream"] == "tool" && e["payload"]["data"]["phase"] == "result")
+        .map(|e| {
+            (
+                e["payload"]["data"]["name"].as_str().unwrap().to_string(),
+                e["payload"]["data"]["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(tools[0].0, "memory_search");
+    assert!(tools[0].1.contains("MEMORY.md:3-3") && tools[0].1.contains("Biscuit"), "{}", tools[0].1);
+    assert_eq!(tools[1], ("sessions_send".to_string(), "agent:main:other replied: pong".to_string()));
+    assert!(
+        tools[2].1.contains("user: [message from session agent:main:main]\nping")
+            && tools[2].1.contains("assistant: pong"),
+        "{}",
+        tools[2].1
+    );
+    let other = c.call("sessions.describe", json!({"key": "agent:main:other"})).await;
+    assert_eq!(other["session"]["messageCount"], 2);
+    // The model was offered the gateway's session tools with the built-in ones.
+    let offered: Vec<String> = mock.requests()[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+        .collect();
+    for t in [
+        "read",
+        "write",
+        "edit",
+        "exec",
+        "web_fetch",
+        "memory_search",
+        "memory_get",
+        "sessions_list",
+        "sessions_history",
+        "sessions_send",
+        "session_status",
+    ] {
+        assert!(offered.contains(&t.to_string()), "{t} offered: {offered:?}");
+    }
+}

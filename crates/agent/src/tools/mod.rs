@@ -25,6 +25,16 @@ pub struct ToolContext {
     pub exec_timeout: Duration,
     /// HTTP client for `web_fetch`.
     pub http: reqwest::Client,
+    /// The memory search index (`memory_search`).
+    pub memory_db: PathBuf,
+}
+
+/// Tools the embedder adds (the gateway's `sessions_*` tools).
+pub trait ExtraTools: Send + Sync {
+    /// Their specs.
+    fn specs(&self) -> Vec<ToolSpec>;
+    /// Run `name`; `None` when it is not one of these tools.
+    fn call<'a>(&'a self, name: &'a str, args: &'a Value) -> futures_util::future::BoxFuture<'a, Option<ToolOutput>>;
 }
 
 /// What a tool returned.
@@ -37,11 +47,13 @@ pub struct ToolOutput {
 }
 
 impl ToolOutput {
-    fn ok(text: impl Into<String>) -> Self {
+    /// A successful result.
+    pub fn ok(text: impl Into<String>) -> Self {
         Self { text: cap(text.into()), is_error: false }
     }
 
-    fn err(text: impl Into<String>) -> Self {
+    /// A failed result.
+    pub fn err(text: impl Into<String>) -> Self {
         Self { text: cap(text.into()), is_error: true }
     }
 }
@@ -101,11 +113,42 @@ pub fn builtin_specs() -> Vec<ToolSpec> {
             json!({"type":"object","properties":{"command":{"type":"string"},"timeout":{"type":"integer","minimum":1,"maximum":3600},"workdir":{"type":"string"}},"required":["command"]}),
         ),
         spec(
+            "memory_search",
+            "Search MEMORY.md and memory/*.md (notes you saved) for a query; returns matching paragraphs with their file and lines.",
+            json!({"type":"object","properties":{"query":{"type":"string"},"maxResults":{"type":"integer","minimum":1,"maximum":50}},"required":["query"]}),
+        ),
+        spec(
+            "memory_get",
+            "Read lines of MEMORY.md or a file under memory/ (after memory_search found it).",
+            json!({"type":"object","properties":{"path":{"type":"string"},"from":{"type":"integer","minimum":1},"lines":{"type":"integer","minimum":1}},"required":["path"]}),
+        ),
+        spec(
             "web_fetch",
             "Fetch a URL over HTTP(S) and return its text (HTML tags stripped), up to maxChars characters.",
             json!({"type":"object","properties":{"url":{"type":"string"},"maxChars":{"type":"integer","minimum":100}},"required":["url"]}),
         ),
     ]
+}
+
+async fn memory_search(args: &Value, ctx: &ToolContext) -> Result<ToolOutput, ToolOutput> {
+    let query = str_arg(args, "query")?.to_string();
+    let limit = args.get("maxResults").and_then(Value::as_u64).unwrap_or(8).min(50) as usize;
+    let (db, ws) = (ctx.memory_db.clone(), ctx.workspace.clone());
+    let hits = tokio::task::spawn_blocking(move || {
+        crate::memory::MemoryIndex::open(&db, &ws).and_then(|idx| idx.search(&query, limit))
+    })
+    .await
+    .map_err(|e| ToolOutput::err(format!("memory search failed: {e}")))?
+    .map_err(|e| ToolOutput::err(format!("memory search failed: {e}")))?;
+    if hits.is_empty() {
+        return Ok(ToolOutput::ok("no matches in MEMORY.md or memory/"));
+    }
+    let text = hits
+        .iter()
+        .map(|h| format!("{}:{}-{}\n{}", h.path, h.start_line, h.end_line, h.text))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    Ok(ToolOutput::ok(text))
 }
 
 /// Run the built-in tool `name`; `None` when there is no such built-in tool.
@@ -121,6 +164,14 @@ pub async fn run_builtin(
         "edit" => files::edit(args, ctx).await,
         "exec" => exec::exec(args, ctx, cancel).await,
         "web_fetch" => web::fetch(args, ctx, cancel).await,
+        "memory_search" => memory_search(args, ctx).await,
+        "memory_get" => {
+            let from = args.get("from").and_then(Value::as_u64).map(|n| n as usize);
+            let lines = args.get("lines").and_then(Value::as_u64).map(|n| n as usize);
+            str_arg(args, "path").and_then(|p| {
+                crate::memory::memory_get(&ctx.workspace, p, from, lines).map(ToolOutput::ok).map_err(ToolOutput::err)
+            })
+        }
         _ => return None,
     };
     Some(out.unwrap_or_else(|e| e))
