@@ -26,6 +26,7 @@ mod session_tools;
 mod sessions;
 mod shutdown;
 mod state;
+mod turn_hooks;
 
 pub use automation::{bundled_hooks, hook_roots};
 pub use options::{GatewayError, GatewayOptions, ResolvedAuth};

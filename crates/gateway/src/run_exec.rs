@@ -168,7 +168,7 @@ pub(crate) async fn execute(
         Err(e) => return sink.failed(started_at, &e.message),
     };
     sink.session_id = Some(row.session_id.clone());
-    let req = match build_request(state, spec, &row).await {
+    let mut req = match build_request(state, spec, &row).await {
         Ok(mut r) => {
             r.steering = steering;
             r
@@ -176,6 +176,11 @@ pub(crate) async fn execute(
         Err(e) => return sink.failed(started_at, &e),
     };
     sink.lifecycle_start(started_at);
+    if let Err(reply) = crate::turn_hooks::before_run(state, &mut req).await {
+        // Blocked by a plugin: the user gets the plugin's message and the model is not called.
+        let outcome = homarus_agent::RunOutcome { text: reply, ..Default::default() };
+        return sink.finish(started_at, &outcome, None);
+    }
     let timeout = run_timeout(state, spec);
     let timer = {
         let c = cancel.clone();
@@ -188,5 +193,6 @@ pub(crate) async fn execute(
     let timed_out = timer.is_finished() && outcome.aborted;
     timer.abort();
     crate::lifecycle::record_turn(state, &row, &outcome);
+    crate::turn_hooks::agent_end(state, &req, &outcome, crate::state::now_ms() - started_at);
     sink.finish(started_at, &outcome, timed_out.then_some(timeout))
 }

@@ -263,3 +263,86 @@ async fn the_agent_searches_memory_and_talks_to_another_session_with_its_tools()
         assert!(offered.contains(&t.to_string()), "{t} offered: {offered:?}");
     }
 }
+
+#[tokio::test]
+async fn plugin_hooks_shape_the_prompt_block_tools_and_turns_and_observe_the_end() {
+    use homarus_hooks::{HandlerFuture, HookRunner, Registration};
+    use std::sync::{Arc, Mutex};
+    let runner = Arc::new(HookRunner::new());
+    let ended: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let reg = |hook: &str, f: Arc<dyn Fn(Value) -> Option<Value> + Send + Sync>| Registration {
+        plugin_id: "guard".into(),
+        hook: hook.into(),
+        priority: 0,
+        timeout: None,
+        handler: Arc::new(move |_: &str, event: Value, _ctx: Value| -> HandlerFuture {
+            let f = f.clone();
+            Box::pin(async move { Ok(f(event)) })
+        }),
+    };
+    runner
+        .register(reg("before_prompt_build", Arc::new(|_| Some(json!({"appendSystemContext": "PLUGIN-CONTEXT"})))))
+        .unwrap();
+    runner
+        .register(reg(
+            "before_tool_call",
+            Arc::new(|e| (e["toolName"] == "exec").then(|| json!({"block": true, "blockReason": "no shell"}))),
+        ))
+        .unwrap();
+    runner
+        .register(reg(
+            "before_agent_run",
+            Arc::new(|e| {
+                e["prompt"]
+                    .as_str()
+                    .unwrap()
+                    .contains("forbidden")
+                    .then(|| json!({"outcome": "block", "message": "Not today."}))
+            }),
+        ))
+        .unwrap();
+    let sink = ended.clone();
+    runner
+        .register(reg(
+            "agent_end",
+            Arc::new(move |e| {
+                sink.lock().unwrap().push(e);
+                None
+            }),
+        ))
+        .unwrap();
+
+    let mock = MockLlm::start().await.unwrap();
+    mock.push([
+        Reply::ToolCall { name: "exec".into(), args: json!({"command": "rm -rf /"}) },
+        Reply::Text("ok, I won't".into()),
+    ]);
+    let gw = TestGateway::start_tuned(Some(&config_for(&mock, "")), |o| o.hooks = runner.clone()).await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    c.call("chat.send", json!({"sessionKey": "agent:main:main", "message": "clean up", "idempotencyKey": "h1"})).await;
+    let events = until_chat_end(&mut c, "h1").await;
+    assert_eq!(
+        of_run(&events, "chat", "h1").last().unwrap()["payload"]["message"]["content"][0]["text"],
+        "ok, I won't"
+    );
+    let tool = of_run(&events, "agent", "h1").into_iter().find(|e| e["payload"]["stream"] == "tool").cloned();
+    assert!(tool.is_none(), "a blocked tool never starts");
+    let second = mock.requests()[1].to_string();
+    assert!(second.contains("blocked by plugin guard: no shell"), "{second}");
+    assert!(mock.requests()[0]["messages"][0]["content"].as_str().unwrap().ends_with("PLUGIN-CONTEXT"));
+
+    c.call(
+        "chat.send",
+        json!({"sessionKey": "agent:main:main", "message": "something forbidden", "idempotencyKey": "h2"}),
+    )
+    .await;
+    let events = until_chat_end(&mut c, "h2").await;
+    assert_eq!(of_run(&events, "chat", "h2").last().unwrap()["payload"]["message"]["content"][0]["text"], "Not today.");
+    assert_eq!(mock.requests().len(), 2, "the blocked turn never reached the model");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ended.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "agent_end never fired");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ended.lock().unwrap()[0]["success"], true);
+}

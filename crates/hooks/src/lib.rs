@@ -11,6 +11,6 @@ mod runner;
 mod tracker;
 
 pub use drain::{drain_active_sessions, DrainOutcome, SessionEndReason};
-pub use names::{hook_spec, HookKind, HookSpec, HOOKS};
+pub use names::{hook_spec, HookKind, HookSpec, CONVERSATION_HOOKS, HOOKS, PROMPT_INJECTION_HOOKS};
 pub use runner::{DecisionOutcome, HandlerFuture, HookHandler, HookRunner, Registration};
 pub use tracker::{ActiveSession, ActiveSessionTracker};

@@ -75,6 +75,23 @@ pub const HOOKS: &[HookSpec] = &[
     d("before_agent_run", false, 10),
 ];
 
+/// Hooks that see conversation content: an external plugin needs
+/// `plugins.entries.<id>.hooks.allowConversationAccess: true` to subscribe to them.
+pub const CONVERSATION_HOOKS: &[&str] = &[
+    "before_model_resolve",
+    "before_agent_reply",
+    "llm_input",
+    "llm_output",
+    "before_agent_finalize",
+    "agent_end",
+    "before_agent_run",
+];
+
+/// Hooks that can change the prompt; refused when `plugins.entries.<id>.hooks.allowPromptInjection`
+/// is `false`.
+pub const PROMPT_INJECTION_HOOKS: &[&str] =
+    &["agent_turn_prepare", "before_prompt_build", "before_agent_start", "heartbeat_prompt_contribution"];
+
 /// The spec of a hook by name.
 pub fn hook_spec(name: &str) -> Option<&'static HookSpec> {
     HOOKS.iter().find(|h| h.name == name)

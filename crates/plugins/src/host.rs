@@ -99,6 +99,24 @@ impl PluginHost {
             let env: Vec<(String, String)> = entry.env.clone().unwrap_or_default().into_iter().collect();
             let process = PluginProcess::new(id.clone(), d.dir.clone(), d.manifest.command.clone(), env, init);
             for sub in &d.manifest.hooks {
+                let name = sub.name();
+                if homarus_hooks::CONVERSATION_HOOKS.contains(&name)
+                    && entry.hooks.allow_conversation_access != Some(true)
+                {
+                    problems.push(format!(
+                        "plugin {id}: hook {name} sees conversation content and needs \
+                         plugins.entries.{id}.hooks.allowConversationAccess: true; not registered"
+                    ));
+                    continue;
+                }
+                if homarus_hooks::PROMPT_INJECTION_HOOKS.contains(&name)
+                    && entry.hooks.allow_prompt_injection == Some(false)
+                {
+                    problems.push(format!(
+                        "plugin {id}: hook {name} is refused by plugins.entries.{id}.hooks.allowPromptInjection: false"
+                    ));
+                    continue;
+                }
                 let budget_ms =
                     entry.hooks.timeouts.get(sub.name()).copied().or(entry.hooks.timeout_ms).or(sub.timeout_ms());
                 let reg = Registration {

@@ -67,3 +67,31 @@ async fn disabled_plugins_do_not_start() {
     let cfg: PluginsConfig = serde_json::from_value(json!({"allow": ["other"]})).unwrap();
     assert!(PluginHost::start(&[dir.path().to_path_buf()], &cfg, runner, "test").statuses().is_empty());
 }
+
+#[tokio::test]
+async fn conversation_and_prompt_hooks_need_the_plugins_permission() {
+    let dir = fixture_copy();
+    std::fs::write(
+        dir.path().join("homarus.plugin.json"),
+        r#"{"id": "flaky", "name": "Flaky", "command": ["python3", "flaky.py"], "hooks": ["llm_output", "before_prompt_build", "session_end"]}"#,
+    )
+    .unwrap();
+    let runner = Arc::new(HookRunner::new());
+    let cfg: PluginsConfig =
+        serde_json::from_value(json!({"entries": {"flaky": {"hooks": {"allowPromptInjection": false}}}})).unwrap();
+    let host = PluginHost::start(&[dir.path().to_path_buf()], &cfg, runner.clone(), "test");
+    assert!(!runner.has_handlers("llm_output"));
+    assert!(!runner.has_handlers("before_prompt_build"));
+    assert!(runner.has_handlers("session_end"));
+    let problems = host.problems().join("\n");
+    assert!(problems.contains("hook llm_output sees conversation content and needs plugins.entries.flaky.hooks.allowConversationAccess: true"), "{problems}");
+    assert!(problems.contains("allowPromptInjection: false"), "{problems}");
+    host.stop().await;
+
+    let runner = Arc::new(HookRunner::new());
+    let cfg: PluginsConfig =
+        serde_json::from_value(json!({"entries": {"flaky": {"hooks": {"allowConversationAccess": true}}}})).unwrap();
+    let host = PluginHost::start(&[dir.path().to_path_buf()], &cfg, runner.clone(), "test");
+    assert!(runner.has_handlers("llm_output") && runner.has_handlers("before_prompt_build"));
+    host.stop().await;
+}
