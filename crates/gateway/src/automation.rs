@@ -154,6 +154,77 @@ impl NativeHandler for SessionMemory {
     }
 }
 
+/// `boot-md`: its work (agent runs) needs the gateway, so the handler only marks the hook as
+/// loaded; [`run_boot_md`] does the work at `gateway:startup`.
+struct BootMd;
+
+impl NativeHandler for BootMd {
+    fn handle(&self, _event: &Value) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+}
+
+/// Run each agent's nonempty `BOOT.md` once, in order, each in a fresh `agent:<id>:boot:<run>`
+/// session that is deleted afterwards (success or failure). A workspace shared by agents runs once.
+pub fn run_boot_md(state: &Arc<GatewayState>) {
+    if !state.internal_hooks.hooks().any(|h| h.name == "boot-md") {
+        return;
+    }
+    let cfg = state.config();
+    let mut agents = vec!["main".to_string()];
+    agents.extend(cfg.config.agents.entries.keys().filter(|k| k.as_str() != "main").cloned());
+    let st = state.clone();
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for agent in agents {
+            let ws = crate::runs::workspace_dir(&st, &agent);
+            if seen.contains(&ws) {
+                continue;
+            }
+            seen.push(ws.clone());
+            let text = std::fs::read_to_string(ws.join("BOOT.md")).unwrap_or_default();
+            if text.trim().is_empty() {
+                continue;
+            }
+            let run_id = uuid::Uuid::new_v4().to_string();
+            let key = format!("agent:{agent}:boot:{run_id}");
+            let spec = crate::runs::RunSpec {
+                run_id: run_id.clone(),
+                session_key: key.clone(),
+                agent_id: agent.clone(),
+                message: text,
+                extra_system_prompt: Some(
+                    "You are running the BOOT.md start-up instructions. Your final reply is not delivered to anyone."
+                        .into(),
+                ),
+                timeout: None,
+                expected_session_id: None,
+            };
+            if let Err(e) = crate::runs::start(&st, spec, |_| {}) {
+                tracing::warn!(agent = %agent, error = %e.message, "boot-md: cannot start BOOT.md");
+                continue;
+            }
+            match st.runs.wait(&run_id, Duration::from_secs(900)).await {
+                Ok(Some(r)) if r["status"] == "ok" => tracing::info!(agent = %agent, "boot-md: BOOT.md ran"),
+                Ok(r) => tracing::warn!(agent = %agent, result = ?r, "boot-md: BOOT.md did not finish well"),
+                Err(e) => tracing::warn!(agent = %agent, error = %e.message, "boot-md: lost track of the run"),
+            }
+            let svc = crate::sessions::SessionService::new(&st.store, &st.opts.state_dir);
+            if let Ok(retired) = svc.delete(&key, true, now_ms()) {
+                let archived = retired.archived.as_ref().map(|a| a.display().to_string());
+                crate::lifecycle::ended(
+                    &st,
+                    &retired.previous,
+                    homarus_hooks::SessionEndReason::Deleted,
+                    archived.as_deref(),
+                    None,
+                );
+                crate::methods::sessions::changed(&st, "delete", &key, &agent, None);
+            }
+        }
+    });
+}
+
 /// The hooks shipped with Homarus.
 pub fn bundled_hooks(state_dir: &Path) -> Vec<InternalHook> {
     let native = |name: &str, description: &str, events: &[&str], h: Arc<dyn NativeHandler>| InternalHook {
@@ -179,6 +250,12 @@ pub fn bundled_hooks(state_dir: &Path) -> Vec<InternalHook> {
             Arc::new(CompactionNotifier),
         ),
         native(
+            "boot-md",
+            "Runs each agent workspace's BOOT.md through an agent turn when the gateway starts",
+            &["gateway:startup"],
+            Arc::new(BootMd),
+        ),
+        native(
             "session-memory",
             "Saves the last messages of a session that is reset to <workspace>/memory/YYYY-MM-DD-HHMM.md",
             &["command:new", "command:reset", "session:auto-reset"],
@@ -187,11 +264,14 @@ pub fn bundled_hooks(state_dir: &Path) -> Vec<InternalHook> {
     ]
 }
 
-/// Where hook folders are found: extra folders in order, then `<stateDir>/hooks/` (which wins).
+/// Where hook folders are found: extra folders in order, then `<stateDir>/hooks/` (which wins over
+/// them), then the main workspace's `hooks/` (new names only, each enabled by name).
 pub fn hook_roots(opts: &GatewayOptions, cfg: &LoadedConfig) -> Vec<(HookSource, PathBuf)> {
     let mut roots: Vec<(HookSource, PathBuf)> =
         cfg.config.hooks.internal.load.extra_dirs.iter().map(|d| (HookSource::Extra, PathBuf::from(d))).collect();
     roots.push((HookSource::Managed, opts.state_dir.join("hooks")));
+    let workspace = crate::run_exec::workspace_for(&cfg.config, &opts.state_dir, "main");
+    roots.push((HookSource::Workspace, workspace.join("hooks")));
     roots
 }
 

@@ -34,8 +34,12 @@ pub async fn models_for(state: &GatewayState, agent_id: &str) -> Result<Vec<homa
 /// The agent's workspace folder: `agents.entries.<id>.workspace`, `agents.defaults.workspace`
 /// (for `main`), else `<stateDir>/workspace[-<id>]`.
 pub fn workspace_dir(state: &GatewayState, agent_id: &str) -> PathBuf {
-    let cfg = state.config();
-    let agents = &cfg.config.agents;
+    workspace_for(&state.config().config, &state.opts.state_dir, agent_id)
+}
+
+/// [`workspace_dir`] from a config and state folder.
+pub fn workspace_for(cfg: &homarus_config::HomarusConfig, state_dir: &std::path::Path, agent_id: &str) -> PathBuf {
+    let agents = &cfg.agents;
     let configured = agents.entries.get(agent_id).and_then(|e| e.workspace.clone()).or_else(|| {
         if agent_id == "main" {
             agents.defaults.workspace.clone()
@@ -48,8 +52,8 @@ pub fn workspace_dir(state: &GatewayState, agent_id: &str) -> PathBuf {
             (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
             _ => PathBuf::from(p),
         },
-        None if agent_id == "main" => state.opts.state_dir.join("workspace"),
-        None => state.opts.state_dir.join(format!("workspace-{agent_id}")),
+        None if agent_id == "main" => state_dir.join("workspace"),
+        None => state_dir.join(format!("workspace-{agent_id}")),
     }
 }
 

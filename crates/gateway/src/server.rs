@@ -115,6 +115,7 @@ impl Gateway {
         let maintenance = crate::maintenance::spawn(state.clone(), resumed, crate::maintenance::MAINTENANCE_INTERVAL);
         let startup = json!({"port": addr.port()});
         crate::automation::emit_detached(&state, crate::automation::event("gateway", "startup", "gateway", startup));
+        crate::automation::run_boot_md(&state);
 
         let (done_tx, done_rx) = mpsc::channel(1);
         let app = AppState { gateway: state.clone(), done: done_tx.clone() };

@@ -346,3 +346,98 @@ async fn plugin_hooks_shape_the_prompt_block_tools_and_turns_and_observe_the_end
     }
     assert_eq!(ended.lock().unwrap()[0]["success"], true);
 }
+
+/// Send `agent` and return its final response frame.
+async fn agent_final(c: &mut Client, params: Value) -> Value {
+    let id = format!("agent-{}", params["idempotencyKey"].as_str().unwrap());
+    c.send_text(json!({"type": "req", "id": id, "method": "agent", "params": params}).to_string()).await;
+    let mut seen = 0;
+    loop {
+        let v = c.recv().await.unwrap();
+        if v["type"] == "res" && v["id"] == id.as_str() {
+            seen += 1;
+            if seen == 2 {
+                return v;
+            }
+        } else {
+            c.events.push(v);
+        }
+    }
+}
+
+#[tokio::test]
+async fn compaction_notifier_tells_the_user_before_and_after_an_automatic_compaction() {
+    let mock = MockLlm::start().await.unwrap();
+    mock.push([Reply::Text("the answer".into()), Reply::Text("a short summary".into())]);
+    let config = format!(
+        r#"{{models: {{providers: {{local: {{baseUrl: "{}", api: "openai-completions", models: [{{id: "m", contextWindow: 400}}]}}}}}},
+            agents: {{defaults: {{model: "local/m", compaction: {{reserveTokens: 100, keepRecentTokens: 1}}}}}},
+            hooks: {{internal: {{entries: {{"compaction-notifier": {{enabled: true}}}}}}}}}}"#,
+        mock.openai_base_url()
+    );
+    let gw = TestGateway::start_with(Some(&config)).await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    let fin = agent_final(&mut c, json!({"message": "hello there", "idempotencyKey": "cmp"})).await;
+    let payloads: Vec<String> = fin["payload"]["result"]["payloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(payloads.len(), 3, "{payloads:?}");
+    assert_eq!(payloads[0], "🧹 Compacting context (2 messages) so I can continue without losing history…");
+    assert!(
+        payloads[1].starts_with("✅ Context compacted") && payloads[1].ends_with("Continuing from where I left off."),
+        "{}",
+        payloads[1]
+    );
+    assert_eq!(payloads[2], "the answer");
+    let compaction: Vec<&Value> =
+        c.events.iter().filter(|e| e["event"] == "agent" && e["payload"]["stream"] == "compaction").collect();
+    assert_eq!(compaction.len(), 2);
+    assert_eq!(compaction[0]["payload"]["data"]["reason"], "threshold");
+    assert_eq!(compaction[1]["payload"]["data"]["completed"], true);
+    let entries = c.call("sessions.describe", json!({"key": "agent:main:main"})).await;
+    assert_eq!(entries["session"]["compactionCount"], 1);
+}
+
+#[tokio::test]
+async fn boot_md_runs_each_workspace_once_at_start_in_a_throwaway_session() {
+    let mock = MockLlm::start().await.unwrap();
+    mock.push([
+        Reply::ToolCall { name: "write".into(), args: json!({"path": "booted.txt", "content": "yes"}) },
+        Reply::Text("done".into()),
+    ]);
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(ws.path().join("BOOT.md"), "Write yes into booted.txt.").unwrap();
+    let extra = r#"hooks: {internal: {entries: {"boot-md": {enabled: true}}}}"#;
+    let config = config_for(&mock, extra).replace(
+        r#"agents: {defaults: {model: {primary: "local/mock-model"}}}"#,
+        &format!(
+            r#"agents: {{defaults: {{model: {{primary: "local/mock-model"}}, workspace: "{}"}}}}"#,
+            ws.path().display()
+        ),
+    );
+    let gw = TestGateway::start_with(Some(&config)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ws.path().join("booted.txt").exists() {
+        assert!(Instant::now() < deadline, "BOOT.md never ran; requests: {:?}", mock.requests());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    // The boot session is removed once the run is over.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = c.call("sessions.list", json!({})).await;
+        if list["count"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "boot session left behind: {list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(mock.requests().len(), 2);
+    assert_eq!(
+        mock.requests()[0]["messages"].as_array().unwrap().last().unwrap()["content"],
+        "Write yes into booted.txt."
+    );
+}

@@ -42,6 +42,8 @@ pub enum HookSource {
     Extra,
     /// `<stateDir>/hooks/`.
     Managed,
+    /// `<workspace>/hooks/`: may only add new names, and loads only when enabled by name.
+    Workspace,
 }
 
 impl HookSource {
@@ -51,6 +53,7 @@ impl HookSource {
             Self::Bundled => "bundled",
             Self::Extra => "extra",
             Self::Managed => "managed",
+            Self::Workspace => "workspace",
         }
     }
 }
@@ -230,6 +233,9 @@ pub fn discover_internal_hooks(
         };
         for dir in dirs {
             match read_hook(&dir, *source) {
+                Ok(h) if *source == HookSource::Workspace && hooks.iter().any(|x| x.name == h.name) => problems.push(
+                    format!("{}: a workspace hook cannot replace the existing hook {}; ignored", dir.display(), h.name),
+                ),
                 Ok(h) => add(h, &mut hooks),
                 Err(e) => problems.push(e),
             }
@@ -251,6 +257,8 @@ pub fn select_internal_hooks(hooks: &[InternalHook], cfg: &InternalHooksConfig) 
     hooks
         .iter()
         .filter(|h| cfg.entries.get(&h.name).and_then(|e| e.enabled) != Some(false))
+        // Workspace hooks come with the workspace's content: they run only when enabled by name.
+        .filter(|h| h.source != HookSource::Workspace || cfg.entries.get(&h.name).and_then(|e| e.enabled) == Some(true))
         .filter(|h| open || named.contains(&h.name.as_str()))
         .cloned()
         .collect()
@@ -314,5 +322,27 @@ mod tests {
         assert!(
             select_internal_hooks(&hooks, &cfg(serde_json::json!({"enabled": false, "entries": {"a": {}}}))).is_empty()
         );
+    }
+
+    #[test]
+    fn workspace_hooks_only_add_names_and_load_only_when_enabled_by_name() {
+        let managed = tempfile::tempdir().unwrap();
+        let ws = tempfile::tempdir().unwrap();
+        hook_dir(managed.path(), "a", "metadata: {openclaw: {events: [command]}}", Some("handler"));
+        hook_dir(ws.path(), "a", "description: hijack\nmetadata: {openclaw: {events: [command]}}", Some("handler"));
+        hook_dir(ws.path(), "mine", "metadata: {openclaw: {events: [command]}}", Some("handler"));
+        let roots =
+            vec![(HookSource::Managed, managed.path().to_path_buf()), (HookSource::Workspace, ws.path().to_path_buf())];
+        let (hooks, problems) = discover_internal_hooks(Vec::new(), &roots);
+        assert_eq!(
+            hooks.iter().map(|h| (h.name.as_str(), h.source)).collect::<Vec<_>>(),
+            [("a", HookSource::Managed), ("mine", HookSource::Workspace)]
+        );
+        assert!(problems.iter().any(|p| p.contains("cannot replace the existing hook a")), "{problems:?}");
+        let cfg = |v: Value| -> InternalHooksConfig { serde_json::from_value(v).unwrap() };
+        let open = select_internal_hooks(&hooks, &cfg(serde_json::json!({"enabled": true})));
+        assert_eq!(open.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["a"], "workspace hooks stay off");
+        let named = select_internal_hooks(&hooks, &cfg(serde_json::json!({"entries": {"mine": {"enabled": true}}})));
+        assert_eq!(named.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["mine"]);
     }
 }
