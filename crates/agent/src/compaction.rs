@@ -20,11 +20,13 @@ pub struct CompactionSettings {
     pub reserve_tokens: u64,
     /// Recent tokens kept verbatim.
     pub keep_recent_tokens: u64,
+    /// Run a silent memory-flush turn before an automatic threshold compaction.
+    pub memory_flush: bool,
 }
 
 impl Default for CompactionSettings {
     fn default() -> Self {
-        Self { enabled: true, reserve_tokens: 20_000, keep_recent_tokens: 20_000 }
+        Self { enabled: true, reserve_tokens: 20_000, keep_recent_tokens: 20_000, memory_flush: true }
     }
 }
 

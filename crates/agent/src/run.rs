@@ -35,6 +35,14 @@ pub trait CompactionHooks: Send + Sync {
     fn after(&self, message_count: usize, compacted: &Compacted) -> futures_util::future::BoxFuture<'_, Vec<String>>;
 }
 
+/// The silent turn before an automatic compaction.
+pub const MEMORY_FLUSH_PROMPT: &str = "[Homarus] Pre-compaction memory flush: the conversation is about to be \
+compacted. Save anything worth remembering now (durable facts in MEMORY.md, today's notes in memory/<YYYY-MM-DD>.md) \
+with your tools. Then reply with exactly NO_REPLY.";
+
+/// Most model turns of the memory flush.
+const MEMORY_FLUSH_TURNS: u32 = 5;
+
 /// Everything a run needs.
 pub struct RunRequest {
     /// Run id (the client's idempotency key).
@@ -182,6 +190,8 @@ struct Loop<'a> {
     ctx: SessionContext,
     writer: TranscriptWriter,
     out: RunOutcome,
+    /// The memory flush runs: its text is not the answer and is not streamed.
+    silent: bool,
 }
 
 fn hook_ctx(req: &RunRequest) -> Value {
@@ -236,6 +246,7 @@ impl Loop<'_> {
             h.run_observation("llm_input", &event, &hook_ctx(self.req)).await;
         }
         let observe = &mut *self.observe;
+        let silent = self.silent;
         let mut text = String::new();
         let (resp, index) = call_with_failover(
             self.http,
@@ -247,7 +258,9 @@ impl Loop<'_> {
             &mut |d| {
                 if let StreamDelta::Text(delta) = d {
                     text.push_str(&delta);
-                    observe(RunEvent::Assistant { text: text.clone(), delta });
+                    if !silent {
+                        observe(RunEvent::Assistant { text: text.clone(), delta });
+                    }
                 }
             },
         )
@@ -296,6 +309,44 @@ impl Loop<'_> {
             self.out.successful_tools.push(name.to_string());
         }
         out
+    }
+
+    /// The silent memory-flush turn: the agent may write notes before the context is compacted.
+    /// Its failure never fails the run.
+    async fn memory_flush(&mut self) -> Result<(), String> {
+        let (text, stop) = (self.out.text.clone(), self.out.stop_reason);
+        self.silent = true;
+        self.append(Message::user(MEMORY_FLUSH_PROMPT, crate::now_ms()))?;
+        for _ in 0..MEMORY_FLUSH_TURNS {
+            let resp = match self.call_model().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "memory flush turn failed; compacting anyway");
+                    break;
+                }
+            };
+            self.out.usage.add(&resp.usage);
+            let calls: Vec<(String, String, Value)> =
+                resp.message.tool_calls().into_iter().map(|(i, n, a)| (i.into(), n.into(), a.clone())).collect();
+            self.append(resp.message)?;
+            if calls.is_empty() || self.cancel.is_cancelled() {
+                break;
+            }
+            for (id, name, args) in &calls {
+                let out = self.run_tool(id, name, args).await;
+                self.append(Message::ToolResult {
+                    tool_call_id: id.clone(),
+                    tool_name: name.clone(),
+                    content: vec![Block::Text { text: out.text }],
+                    is_error: out.is_error,
+                    timestamp: crate::now_ms(),
+                })?;
+            }
+        }
+        self.silent = false;
+        self.out.text = text;
+        self.out.stop_reason = stop;
+        Ok(())
     }
 
     /// Append steered messages; true when there were any.
@@ -371,8 +422,13 @@ impl Loop<'_> {
                 self.out.aborted = true;
                 return Ok(());
             }
-            if self.over_threshold(&resp.usage) && self.compact(CompactionReason::Threshold, false).await {
-                auto_compacted = true;
+            if self.over_threshold(&resp.usage) {
+                if self.req.compaction.memory_flush && !self.req.heartbeat {
+                    self.memory_flush().await?;
+                }
+                if self.compact(CompactionReason::Threshold, false).await {
+                    auto_compacted = true;
+                }
             }
             if !calls.is_empty() {
                 self.take_steering()?;
@@ -415,7 +471,7 @@ pub async fn run(
     if let Some(m) = req.models.first() {
         observe(RunEvent::Model { provider: m.provider.clone(), model: m.model.clone() });
     }
-    let mut lp = Loop { req, http, cancel, observe, ctx, writer, out: RunOutcome::default() };
+    let mut lp = Loop { req, http, cancel, observe, ctx, writer, out: RunOutcome::default(), silent: false };
     if let Err(e) = lp.append(Message::user(req.message.clone(), crate::now_ms())) {
         lp.out.error = Some(e);
         return lp.out;

@@ -263,7 +263,8 @@ async fn a_compaction_that_leaves_no_answer_gets_exactly_one_continuation_turn()
     let mock = MockLlm::start().await.unwrap();
     let mut f = fixture(vec![model(&mock, Api::OpenAiCompletions, "m")]);
     f.req.models[0].context_window = 400; // every turn crosses the threshold
-    f.req.compaction = CompactionSettings { enabled: true, reserve_tokens: 100, keep_recent_tokens: 1 };
+    f.req.compaction =
+        CompactionSettings { enabled: true, reserve_tokens: 100, keep_recent_tokens: 1, memory_flush: false };
     // Turn 1 calls a tool; the threshold compaction runs (summary); turn 2 says nothing visible.
     mock.push([
         Reply::ToolCall { name: "read".into(), args: json!({"path": "missing.txt"}) },
@@ -283,7 +284,8 @@ async fn a_compaction_that_leaves_no_answer_gets_exactly_one_continuation_turn()
     let mock = MockLlm::start().await.unwrap();
     let mut f = fixture(vec![model(&mock, Api::OpenAiCompletions, "m")]);
     f.req.models[0].context_window = 400;
-    f.req.compaction = CompactionSettings { enabled: true, reserve_tokens: 100, keep_recent_tokens: 1 };
+    f.req.compaction =
+        CompactionSettings { enabled: true, reserve_tokens: 100, keep_recent_tokens: 1, memory_flush: false };
     mock.push([
         Reply::ToolCall { name: "read".into(), args: json!({"path": "x"}) },
         Reply::Text("s1".into()),
@@ -302,7 +304,8 @@ async fn a_compaction_that_leaves_no_answer_gets_exactly_one_continuation_turn()
     let mock = MockLlm::start().await.unwrap();
     let mut f = fixture(vec![model(&mock, Api::OpenAiCompletions, "m")]);
     f.req.models[0].context_window = 400;
-    f.req.compaction = CompactionSettings { enabled: true, reserve_tokens: 100, keep_recent_tokens: 1 };
+    f.req.compaction =
+        CompactionSettings { enabled: true, reserve_tokens: 100, keep_recent_tokens: 1, memory_flush: false };
     f.req.heartbeat = true;
     mock.push([
         Reply::ToolCall { name: "read".into(), args: json!({"path": "x"}) },
@@ -340,4 +343,37 @@ async fn an_abort_stops_the_stream_and_is_reported() {
     let msgs = transcript_messages(&f.req);
     assert_eq!(msgs.len(), 1, "the user message was kept: {msgs:?}");
     let _ = Message::user("", 0);
+}
+
+#[tokio::test]
+async fn a_silent_memory_flush_turn_runs_before_an_automatic_compaction() {
+    let mock = MockLlm::start().await.unwrap();
+    let mut f = fixture(vec![model(&mock, Api::OpenAiCompletions, "m")]);
+    f.req.models[0].context_window = 400;
+    f.req.compaction =
+        CompactionSettings { enabled: true, reserve_tokens: 100, keep_recent_tokens: 1, memory_flush: true };
+    mock.push([
+        Reply::Text("the answer".into()),
+        Reply::ToolCall {
+            name: "write".into(),
+            args: json!({"path": "memory/today.md", "content": "user said hello"}),
+        },
+        Reply::Text("NO_REPLY".into()),
+        Reply::Text("summary".into()),
+    ]);
+    let (out, events) = go(&f.req).await;
+    assert_eq!(out.text, "the answer", "the flush does not replace the answer");
+    assert_eq!(out.compactions, 1);
+    assert_eq!(std::fs::read_to_string(f.req.tool_ctx.workspace.join("memory/today.md")).unwrap(), "user said hello");
+    let streamed: String = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Assistant { delta, .. } => Some(delta.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(streamed, "the answer", "the flush turn is silent");
+    let flush_req = mock.requests()[1].to_string();
+    assert!(flush_req.contains("Pre-compaction memory flush"), "{flush_req}");
+    assert_eq!(mock.requests().len(), 4);
 }

@@ -169,6 +169,9 @@ pub struct CompactionConfig {
     /// Tell the chat user when compaction starts and ends (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_user: Option<bool>,
+    /// The silent turn before an automatic compaction in which the agent saves durable notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_flush: Option<MemoryFlushConfig>,
     /// Other OpenClaw compaction keys (`mode`, `provider`, `memoryFlush`, …). Accepted; not used by Homarus.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -199,6 +202,18 @@ impl ModelsConfig {
         }
         out
     }
+}
+
+/// `agents.defaults.compaction.memoryFlush`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryFlushConfig {
+    /// Run the memory flush turn before automatic compactions (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Other OpenClaw keys (`model`, `softThresholdTokens`, …). Accepted; not used by Homarus.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
 }
 
 /// `messages`.

@@ -71,6 +71,7 @@ pub(crate) fn compaction_settings(state: &GatewayState, agent_id: &str) -> Compa
         enabled: c.enabled.unwrap_or(d.enabled),
         reserve_tokens: c.reserve_tokens.unwrap_or(d.reserve_tokens),
         keep_recent_tokens: c.keep_recent_tokens.unwrap_or(d.keep_recent_tokens),
+        memory_flush: c.memory_flush.and_then(|m| m.enabled).unwrap_or(d.memory_flush),
     }
 }
 

@@ -368,7 +368,11 @@ async fn agent_final(c: &mut Client, params: Value) -> Value {
 #[tokio::test]
 async fn compaction_notifier_tells_the_user_before_and_after_an_automatic_compaction() {
     let mock = MockLlm::start().await.unwrap();
-    mock.push([Reply::Text("the answer".into()), Reply::Text("a short summary".into())]);
+    mock.push([
+        Reply::Text("the answer".into()),
+        Reply::Text("NO_REPLY".into()),
+        Reply::Text("a short summary".into()),
+    ]);
     let config = format!(
         r#"{{models: {{providers: {{local: {{baseUrl: "{}", api: "openai-completions", models: [{{id: "m", contextWindow: 400}}]}}}}}},
             agents: {{defaults: {{model: "local/m", compaction: {{reserveTokens: 100, keepRecentTokens: 1}}}}}},
@@ -385,7 +389,8 @@ async fn compaction_notifier_tells_the_user_before_and_after_an_automatic_compac
         .map(|p| p["text"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(payloads.len(), 3, "{payloads:?}");
-    assert_eq!(payloads[0], "🧹 Compacting context (2 messages) so I can continue without losing history…");
+    // Two messages of the turn, plus the memory flush prompt and its silent reply.
+    assert_eq!(payloads[0], "🧹 Compacting context (4 messages) so I can continue without losing history…");
     assert!(
         payloads[1].starts_with("✅ Context compacted") && payloads[1].ends_with("Continuing from where I left off."),
         "{}",
