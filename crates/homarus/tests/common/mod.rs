@@ -22,7 +22,11 @@ impl Daemon {
     /// Start `homarus gateway --port 0 <extra>` in a fresh state folder and wait for its
     /// "listening on" line (the readiness signal).
     pub fn start(extra: &[&str], config: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), extra, config)
+    }
+
+    /// Like [`Daemon::start`], in an existing state folder (a restart).
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str], config: Option<&str>) -> Self {
         if let Some(c) = config {
             std::fs::write(dir.path().join("homarus.json"), c).unwrap();
         }
@@ -89,6 +93,15 @@ impl Daemon {
             .env_remove("HOMARUS_GATEWAY_URL")
             .output()
             .unwrap()
+    }
+}
+
+impl Daemon {
+    /// `kill -9` the gateway and hand back its state folder.
+    pub fn kill_9(mut self) -> tempfile::TempDir {
+        self.signal(9);
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 }
 
