@@ -446,3 +446,43 @@ async fn boot_md_runs_each_workspace_once_at_start_in_a_throwaway_session() {
         "Write yes into booted.txt."
     );
 }
+
+#[tokio::test]
+async fn sessions_list_filters_sorts_and_previews() {
+    let mock = MockLlm::start().await.unwrap();
+    mock.push([Reply::Text("sure, here is the plan".into())]);
+    let gw = TestGateway::start_with(Some(&config_for(&mock, ""))).await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    for k in ["agent:main:a", "agent:main:subagent:x", "agent:main:cron:daily", "agent:main:pinned"] {
+        c.call("sessions.create", json!({"key": k})).await;
+    }
+    c.call("sessions.patch", json!({"key": "agent:main:pinned", "pinned": true})).await;
+    c.call(
+        "chat.send",
+        json!({"sessionKey": "agent:main:a", "message": "Plan   my week please", "idempotencyKey": "p"}),
+    )
+    .await;
+    until_chat_end(&mut c, "p").await;
+    let keys = |v: &Value| {
+        v["sessions"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let all = c.call("sessions.list", json!({"excludeSubagents": true, "excludeCron": true})).await;
+    let mut k = keys(&all);
+    k.sort();
+    assert_eq!(k, ["agent:main:a", "agent:main:pinned"]);
+    assert_eq!(keys(&c.call("sessions.list", json!({"pinned": true})).await), ["agent:main:pinned"]);
+    assert_eq!(keys(&c.call("sessions.list", json!({"requireLastInteraction": true})).await), ["agent:main:a"]);
+    assert_eq!(
+        keys(&c.call("sessions.list", json!({"sortBy": "lastInteractionAt", "limit": 1})).await),
+        ["agent:main:a"]
+    );
+    assert_eq!(keys(&c.call("sessions.list", json!({"search": "CRON"})).await), ["agent:main:cron:daily"]);
+    let with = c
+        .call(
+            "sessions.list",
+            json!({"includeDerivedTitles": true, "includeLastMessage": true, "requireLastInteraction": true}),
+        )
+        .await;
+    assert_eq!(with["sessions"][0]["derivedTitle"], "Plan my week please");
+    assert_eq!(with["sessions"][0]["lastMessagePreview"], "sure, here is the plan");
+}

@@ -54,31 +54,140 @@ fn refuse_while_closing(state: &GatewayState) -> Result<(), ErrorShape> {
     Ok(())
 }
 
-/// `sessions.list`: newest first, paged (`limit`, `offset`), filtered by `agentId`, `label`,
-/// `activeMinutes`.
+/// Filters of `sessions.list` applied in memory (everything but the agent and paging).
+struct ListFilters<'a> {
+    label: Option<&'a str>,
+    active_since: Option<i64>,
+    require_interaction: bool,
+    exclude_subagents: bool,
+    exclude_cron: bool,
+    exclude_system: bool,
+    include_global: bool,
+    pinned: Option<bool>,
+    archived: Option<bool>,
+    spawned_by: Option<&'a str>,
+    search: Option<String>,
+}
+
+impl<'a> ListFilters<'a> {
+    fn from(p: &'a Map<String, Value>) -> Self {
+        let flag = |k: &str| p.get(k).and_then(Value::as_bool);
+        let active_minutes = p.get("activeMinutes").and_then(Value::as_u64);
+        Self {
+            label: s(p, "label"),
+            active_since: active_minutes
+                .or(flag("activeOnly").filter(|b| *b).map(|_| 60))
+                .map(|m| now_ms() - (m as i64) * 60_000),
+            require_interaction: flag("requireLastInteraction") == Some(true),
+            exclude_subagents: flag("excludeSubagents") == Some(true),
+            exclude_cron: flag("excludeCron") == Some(true),
+            exclude_system: flag("excludeSystem") == Some(true),
+            include_global: flag("includeGlobal") != Some(false),
+            pinned: flag("pinned"),
+            archived: flag("archived"),
+            spawned_by: s(p, "spawnedBy"),
+            search: s(p, "search").map(str::to_lowercase).filter(|q| !q.is_empty()),
+        }
+    }
+
+    /// Whether anything beyond the agent filter is asked for (then paging happens after filtering).
+    fn any(&self) -> bool {
+        self.label.is_some()
+            || self.active_since.is_some()
+            || self.require_interaction
+            || self.exclude_subagents
+            || self.exclude_cron
+            || self.exclude_system
+            || !self.include_global
+            || self.pinned.is_some()
+            || self.archived.is_some()
+            || self.spawned_by.is_some()
+            || self.search.is_some()
+    }
+
+    fn keep(&self, r: &homarus_store::SessionRow) -> bool {
+        let pref_bool = |k: &str| r.prefs.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let kind = |marker: &str| r.key.contains(marker);
+        self.label.is_none_or(|l| r.label.as_deref() == Some(l))
+            && self.active_since.is_none_or(|t| r.updated_at_ms >= t)
+            && (!self.require_interaction || r.last_interaction_at_ms.is_some())
+            && !(self.exclude_subagents && kind(":subagent:"))
+            && !(self.exclude_cron && kind(":cron:"))
+            && !(self.exclude_system && (kind(":boot:") || kind(":hook:") || kind(":heartbeat")))
+            && (self.include_global || r.key != "global")
+            && self.pinned.is_none_or(|p| pref_bool("pinned") == p)
+            && self.archived.is_none_or(|a| pref_bool("archived") == a)
+            && self.spawned_by.is_none_or(|s| r.prefs.get("spawnedBy").and_then(Value::as_str) == Some(s))
+            && self.search.as_ref().is_none_or(|q| {
+                r.key.contains(q.as_str())
+                    || r.label.as_deref().is_some_and(|l| l.to_lowercase().contains(q.as_str()))
+                    || r.display_name.as_deref().is_some_and(|d| d.to_lowercase().contains(q.as_str()))
+            })
+    }
+}
+
+/// The first user message (for a derived title) and the last message (for a preview) of a transcript.
+fn transcript_glance(file: &str) -> (Option<String>, Option<String>) {
+    let Ok(t) = read_transcript(std::path::Path::new(file)) else { return (None, None) };
+    let text = |m: &Value| match &m["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(b) => b.iter().filter_map(|x| x["text"].as_str()).collect(),
+        _ => String::new(),
+    };
+    let messages: Vec<&Value> = t.entries.iter().filter(|e| e["type"] == "message").map(|e| &e["message"]).collect();
+    let first_user = messages.iter().find(|m| m["role"] == "user").map(|m| text(m)).filter(|t| !t.trim().is_empty());
+    let last =
+        messages.iter().rev().find(|m| m["role"] != "toolResult").map(|m| text(m)).filter(|t| !t.trim().is_empty());
+    let cut =
+        |s: String, n: usize| s.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(n).collect::<String>();
+    (first_user.map(|t| cut(t, 60)), last.map(|t| cut(t, 160)))
+}
+
+/// `sessions.list`: newest first (or by `sortBy`), paged (`limit`, `offset`), filtered by `agentId`,
+/// `label`, `activeMinutes`/`activeOnly`, `requireLastInteraction`, `excludeSubagents`, `excludeCron`,
+/// `excludeSystem`, `includeGlobal`, `pinned`, `archived`, `spawnedBy`, `search`; with
+/// `includeDerivedTitles` and `includeLastMessage` each row gets `derivedTitle` / `lastMessagePreview`.
 pub fn list(state: &GatewayState, params: Option<&Value>) -> Result<Value, ErrorShape> {
     let p = obj("sessions.list", params)?;
     let limit = p.get("limit").and_then(Value::as_u64).unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);
     let offset = p.get("offset").and_then(Value::as_u64).unwrap_or(0);
     let agent = s(&p, "agentId");
-    let label = s(&p, "label");
-    let active_since = p.get("activeMinutes").and_then(Value::as_u64).map(|m| now_ms() - (m as i64) * 60_000);
-    let filtered = label.is_some() || active_since.is_some();
-    // Filters other than the agent are applied after paging by the store; page over everything then.
-    let (rows, total) = if filtered {
+    let filters = ListFilters::from(&p);
+    let sort = s(&p, "sortBy").filter(|s| *s != "updatedAt");
+    let in_memory = filters.any() || sort.is_some();
+    // Filters other than the agent are applied after reading; page over everything then.
+    let (rows, total) = if in_memory {
         state.store.sessions_page(agent, u32::MAX, 0).map_err(store_error)?
     } else {
         state.store.sessions_page(agent, limit as u32, offset as u32).map_err(store_error)?
     };
-    let mut rows: Vec<_> = rows
-        .into_iter()
-        .filter(|r| label.is_none_or(|l| r.label.as_deref() == Some(l)))
-        .filter(|r| active_since.is_none_or(|t| r.updated_at_ms >= t))
-        .collect();
-    let total = if filtered { rows.len() as u64 } else { total };
-    if filtered {
+    let mut rows: Vec<_> = rows.into_iter().filter(|r| filters.keep(r)).collect();
+    if sort.is_some() {
+        // `lastInteractionAt` and `activity`: most recent interaction first, never-used sessions last.
+        rows.sort_by_key(|r| std::cmp::Reverse(r.last_interaction_at_ms.unwrap_or(i64::MIN)));
+    }
+    let total = if in_memory { rows.len() as u64 } else { total };
+    if in_memory {
         rows = rows.into_iter().skip(offset as usize).take(limit as usize).collect();
     }
+    let titles = p.get("includeDerivedTitles").and_then(Value::as_bool) == Some(true);
+    let previews = p.get("includeLastMessage").and_then(Value::as_bool) == Some(true);
+    let sessions: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let mut v = entry_json(r);
+            if titles || previews {
+                let (title, last) = transcript_glance(&r.session_file);
+                if titles {
+                    v["derivedTitle"] = json!(title);
+                }
+                if previews {
+                    v["lastMessagePreview"] = json!(last);
+                }
+            }
+            v
+        })
+        .collect();
     let next = offset + rows.len() as u64;
     let has_more = next < total;
     Ok(json!({
@@ -89,7 +198,7 @@ pub fn list(state: &GatewayState, params: Option<&Value>) -> Result<Value, Error
         "limitApplied": limit,
         "nextOffset": if has_more { json!(next) } else { Value::Null },
         "hasMore": has_more,
-        "sessions": rows.iter().map(entry_json).collect::<Vec<_>>(),
+        "sessions": sessions,
     }))
 }
 
