@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use homarus_agent::{CompactionSettings, RetryPolicy, RunRequest, ToolContext};
@@ -173,6 +173,9 @@ pub(crate) async fn execute(
         Err(e) => return sink.failed(started_at, &e.message),
     };
     sink.session_id = Some(row.session_id.clone());
+    // The gateway's own chat surface is the channel of chat.send/agent messages ("webchat", as OpenClaw).
+    let received = json!({"from": "operator", "content": spec.message, "channelId": "webchat", "metadata": {"runId": spec.run_id}});
+    crate::automation::emit_detached(state, crate::automation::event("message", "received", &row.key, received));
     let mut req = match build_request(state, spec, &row).await {
         Ok(mut r) => {
             r.steering = steering;
@@ -199,5 +202,13 @@ pub(crate) async fn execute(
     timer.abort();
     crate::lifecycle::record_turn(state, &row, &outcome);
     crate::turn_hooks::agent_end(state, &req, &outcome, crate::state::now_ms() - started_at);
+    if outcome.error.is_none()
+        && !outcome.aborted
+        && !homarus_agent::is_silent(&outcome.text, false)
+        && !outcome.text.is_empty()
+    {
+        let sent = json!({"to": "operator", "content": outcome.text, "success": true, "channelId": "webchat"});
+        crate::automation::emit_detached(state, crate::automation::event("message", "sent", &row.key, sent));
+    }
     sink.finish(started_at, &outcome, timed_out.then_some(timeout))
 }

@@ -46,9 +46,11 @@ async fn wait_for(state_dir: &Path, name: &str) {
 
 #[tokio::test]
 async fn lifecycle_command_and_patch_events_reach_hooks() {
-    let mut gw =
-        TestGateway::start_tuned(Some(r#"{hooks: {internal: {enabled: true}}}"#), |o| install_recorder(&o.state_dir))
-            .await;
+    let mut gw = TestGateway::start_tuned(
+        Some(r#"{hooks: {internal: {entries: {recorder: {}, "command-logger": {}}}}}"#),
+        |o| install_recorder(&o.state_dir),
+    )
+    .await;
     let state_dir = gw.dir.path().to_path_buf();
     wait_for(&state_dir, "gateway:startup").await;
 
@@ -88,4 +90,33 @@ async fn hooks_are_off_unless_selected() {
     gw.close("gateway stopping", None).await;
     assert!(events(gw.dir.path()).is_empty());
     assert!(!gw.dir.path().join("logs/commands.log").exists());
+}
+
+#[tokio::test]
+async fn chat_messages_fire_message_received_and_sent() {
+    let mock = homarus_mockllm::MockLlm::start().await.unwrap();
+    let config = format!(
+        r#"{{hooks: {{internal: {{enabled: true}}}},
+            models: {{providers: {{local: {{baseUrl: "{}", api: "openai-completions", models: [{{id: "m"}}]}}}}}},
+            agents: {{defaults: {{model: "local/m"}}}}}}"#,
+        mock.openai_base_url()
+    );
+    let gw = TestGateway::start_tuned(Some(&config), |o| {
+        install_recorder(&o.state_dir);
+        let md = o.state_dir.join("hooks/recorder/HOOK.md");
+        let text = std::fs::read_to_string(&md).unwrap().replace(r#""session:patch""#, r#""session:patch", "message""#);
+        std::fs::write(md, text).unwrap();
+    })
+    .await;
+    let state_dir = gw.dir.path().to_path_buf();
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    c.call("chat.send", json!({"sessionKey": "agent:main:main", "message": "hi there", "idempotencyKey": "m1"})).await;
+    wait_for(&state_dir, "message:sent").await;
+    let evs = events(&state_dir);
+    let received = evs.iter().find(|e| e["type"] == "message" && e["action"] == "received").unwrap();
+    assert_eq!(received["context"]["content"], "hi there");
+    assert_eq!(received["context"]["channelId"], "webchat");
+    let sent = evs.iter().find(|e| e["type"] == "message" && e["action"] == "sent").unwrap();
+    assert_eq!(sent["context"]["content"], "MOCK-REPLY 1");
+    assert_eq!(sent["context"]["success"], true);
 }

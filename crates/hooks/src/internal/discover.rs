@@ -245,8 +245,9 @@ pub fn discover_internal_hooks(
 }
 
 /// Which hooks load under `hooks.internal`: off when `enabled` is false; when entries name hooks
-/// (not `enabled: false`), exactly those; when `enabled` is true or extra folders are set, every hook;
-/// otherwise none. An entry with `enabled: false` always disables.
+/// (not `enabled: false`), exactly those; when `enabled` is true or extra folders are set, every hook
+/// found in folders; otherwise none. Bundled hooks load only when an entry names them, workspace hooks
+/// only with `enabled: true`. An entry with `enabled: false` always disables.
 pub fn select_internal_hooks(hooks: &[InternalHook], cfg: &InternalHooksConfig) -> Vec<InternalHook> {
     if cfg.enabled == Some(false) {
         return Vec::new();
@@ -257,8 +258,13 @@ pub fn select_internal_hooks(hooks: &[InternalHook], cfg: &InternalHooksConfig) 
     hooks
         .iter()
         .filter(|h| cfg.entries.get(&h.name).and_then(|e| e.enabled) != Some(false))
-        // Workspace hooks come with the workspace's content: they run only when enabled by name.
-        .filter(|h| h.source != HookSource::Workspace || cfg.entries.get(&h.name).and_then(|e| e.enabled) == Some(true))
+        // Bundled hooks have side effects a user opts into one by one (an entry names them); workspace
+        // hooks come with the workspace's content, so they run only when enabled explicitly.
+        .filter(|h| match h.source {
+            HookSource::Bundled => cfg.entries.contains_key(&h.name),
+            HookSource::Workspace => cfg.entries.get(&h.name).and_then(|e| e.enabled) == Some(true),
+            _ => true,
+        })
         .filter(|h| open || named.contains(&h.name.as_str()))
         .cloned()
         .collect()
