@@ -1,14 +1,16 @@
 //! Durable gateway state in one SQLite file (WAL mode).
 //!
 //! It holds paired devices, pending pairing requests and session entries (whose transcripts are
-//! append-only JSONL files next to it); later issues add tasks and cron rows. Invariant: a write the gateway acknowledges is committed before the call returns
+//! append-only JSONL files next to it) and the task ledger; later issues add cron rows. Invariant: a write the gateway acknowledges is committed before the call returns
 //! (every mutation is one implicit transaction, `synchronous=FULL`).
 mod devices;
 mod sessions;
+mod tasks;
 mod transcript;
 
 pub use devices::{DeviceRecord, DeviceStatus, NewPairingRequest};
 pub use sessions::SessionRow;
+pub use tasks::{TaskQuery, TaskRecord, TaskStatus};
 pub use transcript::{
     append_entries, archive_transcript, create_transcript, iso_timestamp, read_transcript, Transcript,
     TRANSCRIPT_VERSION,
@@ -91,6 +93,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(sessions::SESSIONS_SCHEMA)?;
+        conn.execute_batch(tasks::TASKS_SCHEMA)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 
