@@ -217,7 +217,7 @@ mod tests {
         let a = l.create(NewTask { run_id: "alive".into(), running: true, ..Default::default() }, 1).unwrap();
         let b = l.create(NewTask { run_id: "gone".into(), running: true, ..Default::default() }, 1).unwrap();
         let lost = l.reconcile(&|t| t.run_id == "alive", 500).unwrap();
-        assert_eq!(lost.iter().map(|t| t.task_id.clone()).collect::<Vec<_>>(), [b.task_id.clone()]);
+        assert_eq!(lost.iter().map(|t| t.task_id.as_str()).collect::<Vec<_>>(), [b.task_id.as_str()]);
         assert_eq!(lost[0].cleanup_after, Some(500 + LOST_RETENTION_MS));
         assert_eq!(store.task(&a.task_id).unwrap().unwrap().status, TaskStatus::Running);
         assert_eq!(wire_task(&lost[0])["status"], "failed");
