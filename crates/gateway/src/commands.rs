@@ -67,7 +67,12 @@ pub async fn run(state: &Arc<GatewayState>, spec: &RunSpec, source: &str) -> Res
             let ctx = json!({"commandSource": format!("{source}:/stop")});
             state.internal_hooks.emit(&crate::automation::event("command", "stop", key, ctx)).await;
             let stopped = crate::runs::abort(state, key, None);
-            Ok(reply(if stopped.is_empty() { "Nothing is running." } else { "⏹ Stopped." }))
+            let children = crate::subagents::stop_children(state, key);
+            Ok(reply(match (stopped.is_empty(), children) {
+                (true, 0) => "Nothing is running.".to_string(),
+                (_, 0) => "⏹ Stopped.".to_string(),
+                (_, n) => format!("⏹ Stopped (and {n} subagent(s))."),
+            }))
         }
         "status" => {
             let row = svc.get(key)?;

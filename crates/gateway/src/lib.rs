@@ -6,6 +6,7 @@
 //! (1012) and every owned task finished.
 mod auth;
 mod automation;
+mod background;
 mod commands;
 mod connection;
 mod dedupe;
@@ -26,6 +27,7 @@ mod session_tools;
 mod sessions;
 mod shutdown;
 mod state;
+mod subagents;
 mod turn_hooks;
 
 pub use automation::{bundled_hooks, hook_roots};

@@ -32,6 +32,11 @@ pub struct MaintenanceReport {
 
 /// Run one pass now and record it for `status`.
 pub fn run_once(state: &GatewayState) -> MaintenanceReport {
+    match state.store.prune_tasks(now_ms()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "pruned ended tasks past their retention"),
+        Err(e) => tracing::warn!(error = %e, "cannot prune the task ledger"),
+    }
     let report = pass(state);
     let config = state.config();
     let (mode, prune_after_ms, max_entries) = config.config.session.maintenance();

@@ -110,6 +110,8 @@ impl Gateway {
         }));
         // After the plugins, so their session_start handlers see the resumed sessions.
         let resumed = crate::lifecycle::resume_stored(&state);
+        // Nothing runs yet: every task the ledger still calls open was lost with the last process.
+        crate::background::reconcile_at_start(&state);
         // Maintenance waits for the resumed session_start calls, so a plugin never hears a
         // session_end before the session_start of the same session.
         let maintenance = crate::maintenance::spawn(state.clone(), resumed, crate::maintenance::MAINTENANCE_INTERVAL);

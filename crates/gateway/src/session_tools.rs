@@ -168,6 +168,8 @@ impl ExtraTools for SessionTools {
                 json!({"type":"object","properties":{"sessionKey":{"type":"string"},"message":{"type":"string"},"timeoutSeconds":{"type":"integer","minimum":0,"maximum":300}},"required":["sessionKey","message"]})),
             spec("session_status", "Status of a session (default: this one): messages, tokens, model.",
                 json!({"type":"object","properties":{"sessionKey":{"type":"string"}}})),
+            spec("sessions_spawn", "Start a subagent: a separate session works on `task` in the background and its result is reported back to this session when it finishes. mode \"run\" (default) is one-shot; \"session\" keeps the child session.",
+                json!({"type":"object","properties":{"task":{"type":"string"},"label":{"type":"string"},"agentId":{"type":"string"},"mode":{"type":"string","enum":["run","session"]},"runTimeoutSeconds":{"type":"integer","minimum":1},"cleanup":{"type":"string","enum":["delete","keep"]}},"required":["task"]})),
         ]
     }
 
@@ -178,6 +180,7 @@ impl ExtraTools for SessionTools {
                 "sessions_history" => self.history(args),
                 "sessions_send" => self.send(args).await,
                 "session_status" => self.status(args),
+                "sessions_spawn" => crate::subagents::spawn(&self.state, &self.own_key, &self.agent_id, args).await,
                 _ => return None,
             })
         })

@@ -48,6 +48,10 @@ pub const IMPLEMENTED_METHODS: &[&str] = &[
     "agents.list",
     "commands.list",
     "sessions.subscribe",
+    "tasks.list",
+    "tasks.get",
+    "tasks.cancel",
+    "wake",
 ];
 
 /// Every event this gateway emits; advertised as `hello-ok.features.events`.
@@ -60,6 +64,7 @@ pub const EMITTED_EVENTS: &[&str] = &[
     "sessions.changed",
     "agent",
     "chat",
+    "task",
 ];
 
 /// Why the gateway is closing, as broadcast to connections.
@@ -132,6 +137,8 @@ pub struct GatewayState {
     pub last_maintenance: Mutex<Option<Value>>,
     /// Agent runs.
     pub runs: crate::runs::Runs,
+    /// System events waiting for their session's next turn.
+    pub system_events: crate::background::SystemEvents,
 }
 
 /// What the state is built from (everything [`crate::Gateway::start`] resolved).
@@ -194,6 +201,7 @@ impl GatewayState {
             internal_hooks,
             last_maintenance: Mutex::new(None),
             runs: crate::runs::Runs::new(max_concurrent),
+            system_events: Default::default(),
         }
     }
 

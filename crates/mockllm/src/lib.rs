@@ -51,6 +51,8 @@ pub enum Reply {
 #[derive(Default)]
 struct Shared {
     script: Mutex<VecDeque<Reply>>,
+    /// Replies reserved for requests whose last message contains a needle (checked first).
+    matching: Mutex<Vec<(String, Reply)>>,
     requests: Mutex<Vec<Value>>,
 }
 
@@ -94,6 +96,12 @@ impl MockLlm {
         self.shared.script.lock().unwrap_or_else(|p| p.into_inner()).extend(replies);
     }
 
+    /// Answer the next request whose last message contains `needle` with `reply` (before the
+    /// script), for tests where several sessions call the model at once.
+    pub fn push_matching(&self, needle: &str, reply: Reply) {
+        self.shared.matching.lock().unwrap_or_else(|p| p.into_inner()).push((needle.to_string(), reply));
+    }
+
     /// Bodies of every request so far.
     pub fn requests(&self) -> Vec<Value> {
         self.shared.requests.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -115,6 +123,18 @@ fn next(shared: &Shared, body: &Bytes) -> (Reply, usize, u64) {
     let mut requests = shared.requests.lock().unwrap_or_else(|p| p.into_inner());
     requests.push(parsed);
     let n = requests.len();
+    let last = requests
+        .last()
+        .and_then(|r| r["messages"].as_array().and_then(|m| m.last()).map(|m| m.to_string()))
+        .unwrap_or_default();
+    let matched = {
+        let mut matching = shared.matching.lock().unwrap_or_else(|p| p.into_inner());
+        let hit = matching.iter().position(|(needle, _)| last.contains(needle.as_str()));
+        hit.map(|i| matching.remove(i).1)
+    };
+    if let Some(reply) = matched {
+        return (reply, n, (body.len() as u64 / 4).max(1));
+    }
     let reply = shared
         .script
         .lock()

@@ -68,6 +68,10 @@ const METHOD_SCOPES: &[(&str, &str)] = &[
     ("sessions.subscribe", Scope::READ),
     ("status", Scope::READ),
     ("system-presence", Scope::READ),
+    ("tasks.cancel", Scope::WRITE),
+    ("tasks.get", Scope::READ),
+    ("tasks.list", Scope::READ),
+    ("wake", Scope::WRITE),
 ];
 
 /// The scopes a method needs (one, or admin for an unclassified method).

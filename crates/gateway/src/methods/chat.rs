@@ -86,7 +86,11 @@ pub async fn send(
 pub fn abort(state: &Arc<GatewayState>, params: Option<&Value>) -> Result<Value, ErrorShape> {
     let p = params.and_then(Value::as_object).cloned().unwrap_or_default();
     let key = s(&p, "sessionKey").ok_or_else(|| ErrorShape::invalid("invalid params: at /sessionKey: required"))?;
-    let ids = crate::runs::abort(state, &key.to_lowercase(), s(&p, "runId"));
+    let key = key.to_lowercase();
+    let ids = crate::runs::abort(state, &key, s(&p, "runId"));
+    if s(&p, "runId").is_none() {
+        crate::subagents::stop_children(state, &key);
+    }
     Ok(json!({"ok": true, "aborted": !ids.is_empty(), "runIds": ids}))
 }
 
@@ -167,32 +171,68 @@ pub fn agent(state: &Arc<GatewayState>, ctx: &CallContext<'_>, params: Option<&V
     runs::check_can_start(state, &key)?;
     r.send_now(&accepted);
     let (id, outbound) = (r.id.clone(), r.outbound.clone());
+    // Gateway-run `agent` calls are recorded in the task ledger (silent: the caller gets the result).
+    let task = crate::background::create_task(
+        state,
+        homarus_tasks::NewTask {
+            run_id: run_id.clone(),
+            runtime: "cli".into(),
+            kind: "agent".into(),
+            label: spec.message.chars().take(80).collect(),
+            task: spec.message.clone(),
+            agent_id: agent_id.clone(),
+            requester_session_key: Some(key.clone()),
+            notify_policy: "silent".into(),
+            source_id: Some("agent".into()),
+            running: true,
+            ..Default::default()
+        },
+    );
+    let task_id = task.map(|t| t.task_id);
     let st = state.clone();
     tokio::spawn(async move {
         // Commands (`/new`, `/status`, …) answer without the model.
         match commands::run(&st, &spec, "agent").await {
             Ok(Some(CommandReply { text, then_run: None })) => {
                 let result = json!({"runId": spec.run_id, "status": "ok", "payloads": [{"text": text, "mediaUrl": null}], "meta": {}});
+                finish_agent_task(&st, task_id.as_deref(), &result);
                 let _ = outbound.send_text(agent_final(&id, &result));
             }
             Ok(reply) => {
                 let message = reply.and_then(|r| r.then_run).unwrap_or(spec.message.clone());
                 let out = outbound.clone();
                 let id2 = id.clone();
+                let (st2, task2) = (st.clone(), task_id.clone());
                 if let Err(e) = runs::start(&st, RunSpec { message, ..spec }, move |result| {
+                    finish_agent_task(&st2, task2.as_deref(), result);
                     let _ = out.send_text(agent_final(&id2, result));
                 }) {
-                    let _ = outbound
-                        .send_text(agent_final(&id, &json!({"runId": run_id, "status": "error", "error": e.message})));
+                    let result = json!({"runId": run_id, "status": "error", "error": e.message});
+                    finish_agent_task(&st, task_id.as_deref(), &result);
+                    let _ = outbound.send_text(agent_final(&id, &result));
                 }
             }
             Err(e) => {
-                let _ = outbound
-                    .send_text(agent_final(&id, &json!({"runId": run_id, "status": "error", "error": e.message})));
+                let result = json!({"runId": run_id, "status": "error", "error": e.message});
+                finish_agent_task(&st, task_id.as_deref(), &result);
+                let _ = outbound.send_text(agent_final(&id, &result));
             }
         }
     });
     Ok(accepted)
+}
+
+/// End the task record of an `agent` call by its result.
+fn finish_agent_task(state: &GatewayState, task_id: Option<&str>, result: &Value) {
+    let Some(task_id) = task_id else { return };
+    let status = match result["status"].as_str() {
+        Some("ok") => homarus_store::TaskStatus::Succeeded,
+        Some("aborted") => homarus_store::TaskStatus::Cancelled,
+        _ if result["error"].as_str().is_some_and(|e| e.contains("timed out")) => homarus_store::TaskStatus::TimedOut,
+        _ => homarus_store::TaskStatus::Failed,
+    };
+    let text = result["text"].as_str().map(str::to_string);
+    crate::background::finish_task(state, task_id, status, text, result["error"].as_str().map(str::to_string));
 }
 
 /// `agent.wait`: `{runId, timeoutMs?}` → the run's result, or `status: "timeout"`.

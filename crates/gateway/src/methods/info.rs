@@ -109,7 +109,7 @@ pub fn status(state: &GatewayState) -> Value {
         "plugins": plugins_summary(state).1,
         "heartbeat": {"defaultAgentId": "main", "agents": []},
         "channelSummary": [],
-        "queuedSystemEvents": [],
+        "queuedSystemEvents": state.system_events.snapshot(),
         "sessions": {
             "paths": [state.opts.database_path().display().to_string()],
             "count": summary["count"],

@@ -5,6 +5,7 @@ mod devices;
 mod info;
 mod params_schema;
 pub(crate) mod sessions;
+mod tasks;
 
 use std::sync::Arc;
 
@@ -116,6 +117,10 @@ async fn run(
         "agent.wait" => chat::wait(state, params).await,
         "agents.list" => chat::agents_list(state),
         "commands.list" => Ok(chat::commands_list()),
+        "tasks.list" => tasks::list(state, params),
+        "tasks.get" => tasks::get(state, params),
+        "tasks.cancel" => tasks::cancel(state, params),
+        "wake" => tasks::wake(state, params),
         "sessions.subscribe" => Ok(json!({"ok": true})),
         "health" => Ok(info::health(state)),
         "status" => Ok(info::status(state)),
