@@ -38,6 +38,9 @@ pub enum Command {
     /// Internal automation hooks: list, info, enable, disable, check.
     #[command(subcommand)]
     Hooks(HooksCmd),
+    /// Background tasks: list, show, cancel.
+    #[command(subcommand)]
+    Tasks(TasksCmd),
     /// Run one agent turn through the gateway and print the reply.
     Agent {
         /// The message.
@@ -111,6 +114,38 @@ pub enum PluginsCmd {
     Disable {
         /// Plugin id.
         id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TasksCmd {
+    /// Tasks, most recently updated first.
+    List {
+        /// Only these statuses (queued, running, completed, failed, cancelled, timed_out).
+        #[arg(long)]
+        status: Vec<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// One task.
+    Show {
+        /// Task id.
+        task_id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Cancel a queued or running task.
+    Cancel {
+        /// Task id.
+        task_id: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
     },
 }
 
@@ -344,6 +379,9 @@ impl Cli {
             Command::Plugins(PluginsCmd::List { json }) => *json,
             Command::Hooks(HooksCmd::List { json }) => *json,
             Command::Agent { client, .. } => client.json,
+            Command::Tasks(
+                TasksCmd::List { client, .. } | TasksCmd::Show { client, .. } | TasksCmd::Cancel { client, .. },
+            ) => client.json,
             Command::Sessions(
                 SessionsCmd::List { client, .. }
                 | SessionsCmd::Show { client, .. }
@@ -396,6 +434,39 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             crate::agent_cmd::agent(message, session_key, agent, &client).await
         }
         Command::Chat { session_key, client } => crate::agent_cmd::chat(session_key, &client).await,
+        Command::Tasks(TasksCmd::List { status, limit, client }) => {
+            let mut params = serde_json::json!({"limit": limit});
+            if !status.is_empty() {
+                params["status"] = serde_json::json!(status);
+            }
+            if client.json {
+                return call_and_print(&client, "tasks.list", Some(params)).await;
+            }
+            let list = crate::client::call(&client, "tasks.list", Some(params)).await?;
+            let rows = list["tasks"].as_array().cloned().unwrap_or_default();
+            println!("{} tasks", rows.len());
+            for t in rows {
+                println!(
+                    "{:<36} {:<10} {:<9} {:<20} {}",
+                    t["id"].as_str().unwrap_or(""),
+                    t["kind"].as_str().unwrap_or(""),
+                    t["status"].as_str().unwrap_or(""),
+                    format_utc(t["updatedAt"].as_i64().unwrap_or(0)),
+                    t["title"].as_str().unwrap_or("")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tasks(TasksCmd::Show { task_id, client }) => {
+            call_and_print(&client, "tasks.get", Some(serde_json::json!({"taskId": task_id}))).await
+        }
+        Command::Tasks(TasksCmd::Cancel { task_id, reason, client }) => {
+            let mut params = serde_json::json!({"taskId": task_id});
+            if let Some(r) = reason {
+                params["reason"] = serde_json::json!(r);
+            }
+            call_and_print(&client, "tasks.cancel", Some(params)).await
+        }
         Command::Sessions(SessionsCmd::List { agent, limit, client }) => {
             let mut params = serde_json::json!({"limit": limit});
             if let Some(a) = agent {

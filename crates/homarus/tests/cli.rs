@@ -314,4 +314,22 @@ fn agent_and_chat_commands_talk_to_the_model_through_the_gateway() {
     assert!(text.contains("you: hello") && text.contains("agent: Hi from the mock"), "history shown: {text}");
     assert!(text.contains("MOCK-REPLY 3"), "{text}");
     assert!(text.contains("session agent:main:main"), "/status answered: {text}");
+
+    // The `agent` calls were recorded as tasks.
+    let out = d.cli(&["tasks", "list", "--url", &d.url, "--token", &d.token]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("2 tasks"), "{}", stdout(&out));
+    let list: Value =
+        serde_json::from_str(&stdout(&d.cli(&["tasks", "list", "--json", "--url", &d.url, "--token", &d.token])))
+            .unwrap();
+    let id = list["tasks"][0]["id"].as_str().unwrap().to_string();
+    let shown: Value =
+        serde_json::from_str(&stdout(&d.cli(&["tasks", "show", &id, "--json", "--url", &d.url, "--token", &d.token])))
+            .unwrap();
+    assert_eq!(shown["task"]["status"], "completed");
+    let cancel: Value = serde_json::from_str(&stdout(
+        &d.cli(&["tasks", "cancel", &id, "--json", "--url", &d.url, "--token", &d.token]),
+    ))
+    .unwrap();
+    assert_eq!(cancel["cancelled"], false);
 }
