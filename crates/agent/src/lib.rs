@@ -7,6 +7,7 @@
 pub mod compaction;
 pub mod context;
 pub mod failover;
+pub mod media;
 pub mod memory;
 pub mod message;
 pub mod provider;

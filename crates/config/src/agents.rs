@@ -281,3 +281,39 @@ pub enum QueueDrop {
     /// Refuse the newest.
     New,
 }
+
+/// `tools`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolsConfig {
+    /// Media generation tools (`image_generate`, `music_generate`, `video_generate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaToolsConfig>,
+    /// Other OpenClaw `tools` keys (profiles, allow/deny, exec, web, …). Accepted; not used by Homarus yet.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// `tools.media`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaToolsConfig {
+    /// How finished background media tasks reach the requester.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_completion: Option<AsyncCompletionConfig>,
+    /// Other OpenClaw media keys. Accepted; not used by Homarus.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// `tools.media.asyncCompletion`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AsyncCompletionConfig {
+    /// Send a finished video straight to the requester's chat instead of waking the requester session
+    /// so the agent replies (default off). Applies to video only: music completions always take the
+    /// requester-session wake path, even when this is on; image completions too. Group and channel
+    /// requesters are always woken instead, and a failed direct send falls back to the wake path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_send: Option<bool>,
+}

@@ -53,9 +53,9 @@ pub struct HomarusConfig {
     /// Chat channels (`channels.<id>`). Accepted; used once channels land.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<Value>,
-    /// Tool policy. Accepted; not yet used by Homarus.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tools: Option<Value>,
+    /// Tools: media generation completion delivery; other OpenClaw tool policy keys are accepted.
+    #[serde(default, skip_serializing_if = "crate::session::is_default")]
+    pub tools: crate::agents::ToolsConfig,
     /// Skills. Accepted; not yet used by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skills: Option<Value>,
@@ -524,6 +524,7 @@ impl HomarusConfig {
         let mut out: Vec<String> = self.agents.unimplemented_keys();
         out.extend(self.models.unimplemented_keys());
         out.extend(self.messages.extra.keys().map(|k| format!("messages.{k}")));
+        out.extend(self.tools.extra.keys().map(|k| format!("tools.{k}")));
         let top: &[(&'static str, &Option<Value>)] = &[
             ("env", &self.env),
             ("secrets", &self.secrets),
@@ -531,7 +532,6 @@ impl HomarusConfig {
             ("bindings", &self.bindings),
             ("commands", &self.commands),
             ("channels", &self.channels),
-            ("tools", &self.tools),
             ("skills", &self.skills),
             ("cron", &self.cron),
             ("memory", &self.memory),

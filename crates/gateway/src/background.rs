@@ -92,9 +92,10 @@ pub fn finish_task(
     }
 }
 
-/// Deliver a completion `text` about task `t` to its requester, by the policy: queued into the
-/// requester session and the session woken (a direct send needs a channel route, which only
-/// channels provide). Records the delivery status on the task.
+/// Deliver a completion `text` about task `t` to its requester, by the policy: a direct send to the
+/// requester's chat when the kind allows it and the requester is a direct chat with a route
+/// (falling back on failure), else queued into the requester session and the session woken.
+/// Records the delivery status on the task.
 pub fn deliver_completion(state: &Arc<GatewayState>, t: &TaskRecord, text: String, direct: DirectSend) {
     let ledger = Ledger::new(&state.store);
     let Some(requester) = t.requester_session_key.clone() else {
@@ -109,15 +110,46 @@ pub fn deliver_completion(state: &Arc<GatewayState>, t: &TaskRecord, text: Strin
     };
     let origin_to = t.requester_origin.as_ref().and_then(|o| o["to"].as_str());
     let kind = completion_chat_type(Some(entry.chat_type.as_str()), &[&requester], origin_to, &[]);
-    let has_route = t.requester_origin.as_ref().is_some_and(|o| o["channel"].is_string() && o["to"].is_string());
-    match route(kind, direct, has_route) {
-        // No channel can carry a direct send yet; the documented fallback is the session wake.
-        CompletionRoute::Direct | CompletionRoute::RequesterSession => {
-            state.system_events.push(&requester, text);
-            let _ = ledger.delivered(t, "session_queued");
-            wake(state, &requester, &entry.agent_id);
+    // Without a channel origin the requester talks through the gateway's own chat surface, which is
+    // always a route; a channel origin needs its channel (not implemented yet: no route).
+    let has_route = t.requester_origin.is_none();
+    if route(kind, direct, has_route) == CompletionRoute::Direct {
+        match post_to_chat(state, &entry, &text) {
+            Ok(()) => {
+                let _ = ledger.delivered(t, "delivered");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(task = %t.task_id, error = %e, "direct send failed; waking the requester session instead")
+            }
         }
     }
+    state.system_events.push(&requester, text);
+    let _ = ledger.delivered(t, "session_queued");
+    wake(state, &requester, &entry.agent_id);
+}
+
+/// A direct send to a session's chat: the text becomes an assistant message in its transcript and a
+/// `chat` final to its clients, without an agent turn.
+fn post_to_chat(state: &GatewayState, entry: &homarus_store::SessionRow, text: &str) -> Result<(), String> {
+    let path = std::path::PathBuf::from(&entry.session_file);
+    let ctx = homarus_agent::context::SessionContext::load(&path).map_err(|e| e.to_string())?;
+    let mut w = homarus_agent::context::TranscriptWriter::new(path, ctx.last_id);
+    let message = homarus_agent::Message::Assistant {
+        content: vec![homarus_agent::Block::Text { text: text.to_string() }],
+        provider: "homarus".into(),
+        model: "delivery".into(),
+        usage: Default::default(),
+        stop_reason: homarus_agent::StopReason::Stop,
+        error_message: None,
+        timestamp: now_ms(),
+    };
+    w.message(&message).map_err(|e| e.to_string())?;
+    let payload = json!({"runId": format!("delivery-{}", uuid::Uuid::new_v4()), "sessionKey": entry.key, "agentId": entry.agent_id,
+                         "seq": 1, "state": "final", "stopReason": "stop",
+                         "message": {"role": "assistant", "content": [{"type": "text", "text": text}], "timestamp": now_ms()}});
+    state.broadcast("chat", &payload, &[Scope::READ, Scope::WRITE]);
+    Ok(())
 }
 
 /// Run a turn in `session_key` that hands it its queued system events (no-op when none are queued

@@ -15,6 +15,7 @@ mod http;
 mod lifecycle;
 mod logs;
 mod maintenance;
+mod media;
 mod methods;
 mod options;
 mod outbound;

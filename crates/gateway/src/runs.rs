@@ -182,6 +182,16 @@ impl Runs {
         tokio::time::timeout(budget, self.tracker.wait()).await.is_ok()
     }
 
+    /// Run background work (a media job) under the runs' tracker, so the close waits for it like
+    /// for runs. `false` once the close has begun.
+    pub fn track(&self, work: impl std::future::Future<Output = ()> + Send + 'static) -> bool {
+        if self.tracker.is_closed() {
+            return false;
+        }
+        self.tracker.spawn(work);
+        true
+    }
+
     /// Record a finished run id and call its callback.
     fn settle(&self, f: Follower, mut result: Value) {
         result["runId"] = json!(f.run_id);

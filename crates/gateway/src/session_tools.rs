@@ -159,7 +159,7 @@ impl ExtraTools for SessionTools {
             description: description.into(),
             parameters,
         };
-        vec![
+        let mut out = vec![
             spec("sessions_list", "List sessions (conversations) on this gateway, most recent first.",
                 json!({"type":"object","properties":{"limit":{"type":"integer","minimum":1,"maximum":200}}})),
             spec("sessions_history", "Read the recent messages of a session.",
@@ -170,7 +170,9 @@ impl ExtraTools for SessionTools {
                 json!({"type":"object","properties":{"sessionKey":{"type":"string"}}})),
             spec("sessions_spawn", "Start a subagent: a separate session works on `task` in the background and its result is reported back to this session when it finishes. mode \"run\" (default) is one-shot; \"session\" keeps the child session.",
                 json!({"type":"object","properties":{"task":{"type":"string"},"label":{"type":"string"},"agentId":{"type":"string"},"mode":{"type":"string","enum":["run","session"]},"runTimeoutSeconds":{"type":"integer","minimum":1},"cleanup":{"type":"string","enum":["delete","keep"]}},"required":["task"]})),
-        ]
+        ];
+        out.extend(crate::media::specs());
+        out
     }
 
     fn call<'a>(&'a self, name: &'a str, args: &'a Value) -> BoxFuture<'a, Option<ToolOutput>> {
@@ -181,6 +183,10 @@ impl ExtraTools for SessionTools {
                 "sessions_send" => self.send(args).await,
                 "session_status" => self.status(args),
                 "sessions_spawn" => crate::subagents::spawn(&self.state, &self.own_key, &self.agent_id, args).await,
+                t if crate::media::MEDIA_TOOLS.contains(&t) => {
+                    let workspace = crate::runs::workspace_dir(&self.state, &self.agent_id);
+                    crate::media::call(&self.state, t, &self.own_key, &self.agent_id, &workspace, args).await
+                }
                 _ => return None,
             })
         })

@@ -89,7 +89,12 @@ impl<'a> SessionService<'a> {
         }
         let file = self.new_transcript(&agent, &session_id, now)?;
         let row = SessionRow {
-            chat_type: derive_chat_type(&key, &[]).as_str().to_string(),
+            // A key with no group/channel marker is a direct conversation (the main session, operator
+            // sessions), as OpenClaw records it.
+            chat_type: match derive_chat_type(&key, &[]) {
+                homarus_protocol::session_key::ChatType::Unknown => "direct".to_string(),
+                t => t.as_str().to_string(),
+            },
             key,
             session_id,
             agent_id: agent,

@@ -54,6 +54,12 @@ struct Shared {
     /// Replies reserved for requests whose last message contains a needle (checked first).
     matching: Mutex<Vec<(String, Reply)>>,
     requests: Mutex<Vec<Value>>,
+    /// Media API requests (`{path, body}`), in order.
+    media: Mutex<Vec<Value>>,
+    /// Status polls answered per video job.
+    video_polls: Mutex<std::collections::HashMap<String, u32>>,
+    /// While set, every video stays `in_progress`.
+    hold_videos: std::sync::atomic::AtomicBool,
 }
 
 /// A running mock server. Dropping it stops the server.
@@ -82,6 +88,11 @@ impl MockLlm {
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
+            .route("/v1/images/generations", post(image))
+            .route("/v1/music_generation", post(music))
+            .route("/v1/videos", post(video_create))
+            .route("/v1/videos/{id}", axum::routing::get(video_status))
+            .route("/v1/videos/{id}/content", axum::routing::get(video_content))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
@@ -105,6 +116,16 @@ impl MockLlm {
     /// Bodies of every request so far.
     pub fn requests(&self) -> Vec<Value> {
         self.shared.requests.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Keep every video job `in_progress` until released (`false`).
+    pub fn hold_videos(&self, hold: bool) {
+        self.shared.hold_videos.store(hold, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Media API requests so far (`{path, body}`).
+    pub fn media_requests(&self) -> Vec<Value> {
+        self.shared.media.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Base URL for an `openai-completions` provider.
@@ -345,4 +366,75 @@ async fn anthropic(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         Reply::Stall => sse_response(vec![(start, Duration::ZERO)], End::Hang),
         Reply::Broken => sse_response(vec![(start, Duration::ZERO)], End::Break),
     }
+}
+
+/// The bytes the media endpoints produce.
+pub const MOCK_IMAGE: &[u8] = b"\x89PNG mock image";
+/// The mp3 bytes of the music endpoint.
+pub const MOCK_MUSIC: &[u8] = b"ID3 mock music";
+/// The mp4 bytes of the video endpoint.
+pub const MOCK_VIDEO: &[u8] = b"mock mp4 video";
+
+fn record_media(shared: &Shared, path: &str, body: &Bytes) -> Value {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    shared.media.lock().unwrap_or_else(|p| p.into_inner()).push(json!({"path": path, "body": parsed}));
+    parsed
+}
+
+fn refused(body: &Value) -> Option<Response> {
+    body["prompt"]
+        .as_str()
+        .filter(|p| p.contains("FAIL"))
+        .map(|_| error_response(400, "Your request was rejected by the safety system.", None, "invalid_request_error"))
+}
+
+async fn image(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let b = record_media(&shared, "/v1/images/generations", &body);
+    if let Some(r) = refused(&b) {
+        return r;
+    }
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(MOCK_IMAGE);
+    axum::Json(json!({"created": 1, "data": [{"b64_json": b64}]})).into_response()
+}
+
+async fn music(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let b = record_media(&shared, "/v1/music_generation", &body);
+    if b["prompt"].as_str().is_some_and(|p| p.contains("FAIL")) {
+        return axum::Json(json!({"data": null, "base_resp": {"status_code": 1026, "status_msg": "input sensitive"}}))
+            .into_response();
+    }
+    let hex: String = MOCK_MUSIC.iter().map(|b| format!("{b:02x}")).collect();
+    axum::Json(json!({"data": {"audio": hex, "status": 2}, "base_resp": {"status_code": 0, "status_msg": "success"}}))
+        .into_response()
+}
+
+async fn video_create(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let b = record_media(&shared, "/v1/videos", &body);
+    if let Some(r) = refused(&b) {
+        return r;
+    }
+    let n = shared.media.lock().unwrap_or_else(|p| p.into_inner()).len();
+    axum::Json(json!({"id": format!("video_{n}"), "object": "video", "status": "queued", "progress": 0}))
+        .into_response()
+}
+
+async fn video_status(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let polls = {
+        let mut p = shared.video_polls.lock().unwrap_or_else(|p| p.into_inner());
+        let n = p.entry(id.clone()).or_insert(0);
+        *n += 1;
+        *n
+    };
+    // In progress once, then done: the client has to poll.
+    let held = shared.hold_videos.load(std::sync::atomic::Ordering::SeqCst);
+    let status = if polls < 2 || held { "in_progress" } else { "completed" };
+    axum::Json(json!({"id": id, "object": "video", "status": status, "progress": if status == "completed" { 100 } else { 50 }})).into_response()
+}
+
+async fn video_content(axum::extract::Path(_id): axum::extract::Path<String>) -> Response {
+    (StatusCode::OK, [("content-type", "video/mp4")], MOCK_VIDEO).into_response()
 }
