@@ -186,7 +186,7 @@ pub fn wake(state: &Arc<GatewayState>, session_key: &str, agent_id: &str) {
 }
 
 /// At start: every task still open belongs to a run that no longer exists. Mark it lost and tell its
-/// requester (unless the task is silent).
+/// requester (subagents and media jobs; a silent `agent` call's caller is gone with its connection).
 pub fn reconcile_at_start(state: &Arc<GatewayState>) {
     let lost = match Ledger::new(&state.store).reconcile(&|_| false, now_ms()) {
         Ok(l) => l,
@@ -198,9 +198,34 @@ pub fn reconcile_at_start(state: &Arc<GatewayState>) {
     for t in lost {
         tracing::warn!(task = %t.task_id, kind = %t.kind, "task lost: the gateway stopped while it ran");
         task_event(state, &t);
-        if t.notify_policy != "silent" {
+        // Media jobs promise a completion to their session even though their task record is silent.
+        if t.notify_policy != "silent" || crate::media::MEDIA_TOOLS.contains(&t.kind.as_str()) {
             let text =
                 format!("Background task \"{}\" ({}) was lost: the gateway stopped while it ran.", t.label, t.kind);
+            deliver_completion(state, &t, text, DirectSend::Never);
+        }
+    }
+}
+
+/// Mark open tasks whose backing work is gone (no run or job holds them) and that had no news for
+/// `GatewayOptions::task_sweep.1` (5 min) as lost, and tell their requesters.
+pub fn sweep_tasks(state: &Arc<GatewayState>) {
+    let now = now_ms();
+    let grace = state.opts.task_sweep.1.as_millis() as i64;
+    let active = |t: &TaskRecord| state.runs.is_active(&t.run_id) || now - t.updated_at < grace;
+    let lost = match Ledger::new(&state.store).reconcile(&active, now) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot sweep the task ledger");
+            return;
+        }
+    };
+    for t in lost {
+        tracing::warn!(task = %t.task_id, kind = %t.kind, "task lost: its run is gone");
+        task_event(state, &t);
+        if t.notify_policy != "silent" || crate::media::MEDIA_TOOLS.contains(&t.kind.as_str()) {
+            let text =
+                format!("Background task \"{}\" ({}) was lost: its run stopped without a result.", t.label, t.kind);
             deliver_completion(state, &t, text, DirectSend::Never);
         }
     }

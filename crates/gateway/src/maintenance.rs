@@ -4,6 +4,8 @@
 //! never breaks the one-`session_end`-per-session guarantee. `warn` mode only logs what it would do.
 //! Pinned sessions (`pinned: true`) are never removed.
 //!
+//! The same task sweeps the task ledger every minute ([`crate::background::sweep_tasks`]).
+//!
 //! One pass runs at start and then every [`MAINTENANCE_INTERVAL`]; each pass handles at most
 //! [`MAX_REMOVALS_PER_PASS`] sessions so a huge backlog cannot stall the gateway.
 use std::sync::Arc;
@@ -113,12 +115,18 @@ pub fn spawn(state: Arc<GatewayState>, after: Option<JoinHandle<()>>, interval: 
         }
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sweeps = tokio::time::interval(state.opts.task_sweep.0);
+        sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
-            if state.closing.load(std::sync::atomic::Ordering::SeqCst) {
-                return;
+            tokio::select! {
+                _ = ticks.tick() => {
+                    if state.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                        return;
+                    }
+                    run_once(&state);
+                }
+                _ = sweeps.tick() => crate::background::sweep_tasks(&state),
             }
-            run_once(&state);
         }
     })
 }

@@ -142,7 +142,7 @@ pub async fn call(
     let st = state.clone();
     let (tool_name, args, dir, task_id) =
         (tool.to_string(), args.clone(), workspace.join("media"), task.task_id.clone());
-    let tracked = state.runs.track(async move {
+    let tracked = state.runs.track(&task.run_id, async move {
         let cancel = CancellationToken::new();
         let outcome = generate(&st, &tool_name, &args, &cancel).await.and_then(|file| {
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

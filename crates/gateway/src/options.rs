@@ -35,6 +35,9 @@ pub struct GatewayOptions {
     pub hooks: std::sync::Arc<homarus_hooks::HookRunner>,
     /// Total budget of the shutdown `session_end` drain (2 s).
     pub session_end_drain_budget: std::time::Duration,
+    /// How often the task ledger is swept (60 s), and how long an open task whose run is gone may
+    /// stay without news before it is `lost` (5 min).
+    pub task_sweep: (std::time::Duration, std::time::Duration),
 }
 
 impl std::fmt::Debug for GatewayOptions {
@@ -55,6 +58,7 @@ impl std::fmt::Debug for GatewayOptions {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("ping_interval", &self.ping_interval)
             .field("session_end_drain_budget", &self.session_end_drain_budget)
+            .field("task_sweep", &self.task_sweep)
             .finish()
     }
 }
@@ -77,6 +81,7 @@ impl GatewayOptions {
             ping_interval: std::time::Duration::from_secs(25),
             hooks: std::sync::Arc::new(homarus_hooks::HookRunner::new()),
             session_end_drain_budget: std::time::Duration::from_secs(2),
+            task_sweep: (std::time::Duration::from_secs(60), std::time::Duration::from_secs(300)),
         }
     }
 

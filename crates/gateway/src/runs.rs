@@ -94,6 +94,8 @@ pub struct Runs {
     /// Run id → done signal, for every run id not yet finished.
     waiting: Mutex<HashMap<String, watch::Receiver<Option<Value>>>>,
     finished: Mutex<VecDeque<(String, Value)>>,
+    /// Run ids of tracked background jobs (media) still working.
+    jobs: Mutex<std::collections::HashSet<String>>,
     global: Arc<Semaphore>,
     tracker: TaskTracker,
     /// HTTP client shared by providers and `web_fetch`.
@@ -107,6 +109,7 @@ impl Runs {
             lanes: Mutex::new(HashMap::new()),
             waiting: Mutex::new(HashMap::new()),
             finished: Mutex::new(VecDeque::new()),
+            jobs: Mutex::new(Default::default()),
             global: Arc::new(Semaphore::new(max_concurrent.max(1))),
             tracker: TaskTracker::new(),
             http: reqwest::Client::builder()
@@ -182,13 +185,24 @@ impl Runs {
         tokio::time::timeout(budget, self.tracker.wait()).await.is_ok()
     }
 
+    /// Whether `run_id` runs or waits, or is a tracked background job.
+    pub fn is_active(&self, run_id: &str) -> bool {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).contains_key(run_id)
+            || self.jobs.lock().unwrap_or_else(|p| p.into_inner()).contains(run_id)
+    }
+
     /// Run background work (a media job) under the runs' tracker, so the close waits for it like
     /// for runs. `false` once the close has begun.
-    pub fn track(&self, work: impl std::future::Future<Output = ()> + Send + 'static) -> bool {
+    pub fn track(self: &Arc<Self>, run_id: &str, work: impl std::future::Future<Output = ()> + Send + 'static) -> bool {
         if self.tracker.is_closed() {
             return false;
         }
-        self.tracker.spawn(work);
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).insert(run_id.to_string());
+        let (runs, id) = (self.clone(), run_id.to_string());
+        self.tracker.spawn(async move {
+            work.await;
+            runs.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        });
         true
     }
 

@@ -136,7 +136,7 @@ pub struct GatewayState {
     /// The last session maintenance pass (`status.sessions.maintenance`).
     pub last_maintenance: Mutex<Option<Value>>,
     /// Agent runs.
-    pub runs: crate::runs::Runs,
+    pub runs: Arc<crate::runs::Runs>,
     /// System events waiting for their session's next turn.
     pub system_events: crate::background::SystemEvents,
 }
@@ -200,7 +200,7 @@ impl GatewayState {
             sessions_summary: Mutex::new(None),
             internal_hooks,
             last_maintenance: Mutex::new(None),
-            runs: crate::runs::Runs::new(max_concurrent),
+            runs: Arc::new(crate::runs::Runs::new(max_concurrent)),
             system_events: Default::default(),
         }
     }

@@ -208,3 +208,43 @@ async fn tasks_lost_with_the_previous_process_are_marked_and_reported() {
         .unwrap()
         .contains("\"research\" (subagent) was lost"));
 }
+
+#[tokio::test]
+async fn the_sweeper_marks_a_task_whose_run_vanished_as_lost_and_tells_the_requester() {
+    let mock = MockLlm::start().await.unwrap();
+    mock.push_matching("stopped without a result", Reply::Text("That job vanished, sorry.".into()));
+    let gw = TestGateway::start_tuned(Some(&config(&mock)), |o| {
+        o.task_sweep = (Duration::from_millis(50), Duration::from_millis(100));
+    })
+    .await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    c.call("sessions.create", json!({"key": "agent:main:main"})).await;
+    // A task whose run exists nowhere (as if its worker died without a word).
+    let opts = homarus_gateway::GatewayOptions::new(gw.dir.path().to_path_buf(), gw.config_path());
+    let store = homarus_store::Store::open(&opts.database_path()).unwrap();
+    let t = homarus_tasks::Ledger::new(&store)
+        .create(
+            homarus_tasks::NewTask {
+                run_id: "ghost".into(),
+                runtime: "subagent".into(),
+                kind: "subagent".into(),
+                label: "ghost job".into(),
+                agent_id: "main".into(),
+                requester_session_key: Some("agent:main:main".into()),
+                notify_policy: "done_only".into(),
+                running: true,
+                ..Default::default()
+            },
+            1,
+        )
+        .unwrap();
+    let got = until(&mut c, "tasks.get", json!({"taskId": t.task_id}), |v| v["task"]["status"] == "failed").await;
+    assert!(got["task"]["error"].as_str().unwrap().starts_with("lost"));
+    until(&mut c, "chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
+        v["messages"].as_array().unwrap().iter().any(|m| m["content"][0]["text"] == "That job vanished, sorry.")
+    })
+    .await;
+    // A task whose run is alive is never swept: every running `agent` call keeps its task.
+    let running = c.call("tasks.list", json!({"status": "running"})).await;
+    assert_eq!(running["tasks"], json!([]));
+}

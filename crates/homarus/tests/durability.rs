@@ -82,3 +82,74 @@ fn kill_9_keeps_every_finished_turn_and_skips_a_torn_line() {
     let msgs = history(&d);
     assert_eq!(texts(&msgs[7..]), ["after the crash", "MOCK-REPLY 5"]);
 }
+
+fn call_json(d: &Daemon, method: &str, params: &str) -> Value {
+    let out = d.cli(&["gateway", "call", method, "--params", params, "--json", "--url", &d.url, "--token", &d.token]);
+    assert!(out.status.success(), "{method}: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+fn poll(d: &Daemon, method: &str, params: &str, ok: &dyn Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = call_json(d, method, params);
+        if ok(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{method} never satisfied: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn kill_9_with_100_running_tasks_leaves_none_running_and_tells_every_requester() {
+    const N: usize = 100;
+    let model = MockModel::start();
+    model.server.hold_videos(true);
+    for i in 0..N {
+        model.server.push_matching(
+            &format!("VIDEO {i}\""),
+            homarus_mockllm::Reply::ToolCall {
+                name: "video_generate".into(),
+                args: serde_json::json!({"prompt": format!("clip {i}")}),
+            },
+        );
+        model.server.push_matching("Started video_generate", homarus_mockllm::Reply::Text("queued".into()));
+    }
+    let media = format!(r#""openai":{{"baseUrl":"{}","apiKey":"sk"}},"local""#, model.server.openai_base_url());
+    let config = model.config().replacen(r#""local""#, &media, 1);
+    let d = Daemon::start(&[], Some(&config));
+    for i in 0..N {
+        let params = format!(r#"{{"sessionKey":"agent:main:s{i}","message":"VIDEO {i}","idempotencyKey":"v{i}"}}"#);
+        call_json(&d, "chat.send", &params);
+    }
+    poll(&d, "tasks.list", r#"{"status":"running","limit":500}"#, &|v| v["tasks"].as_array().unwrap().len() == N);
+    let token = d.token.clone();
+    let dir = d.kill_9();
+
+    for _ in 0..N {
+        model.server.push_matching("was lost", homarus_mockllm::Reply::Text("Sorry, that video was lost.".into()));
+    }
+    let restarted = Instant::now();
+    let d = Daemon::start_in(dir, &["--token", &token], Some(&config));
+    let running = call_json(&d, "tasks.list", r#"{"status":["queued","running"],"limit":500}"#);
+    assert_eq!(running["tasks"], serde_json::json!([]), "nothing is left running after the restart");
+    let failed = call_json(&d, "tasks.list", r#"{"status":"failed","limit":500}"#);
+    assert_eq!(failed["tasks"].as_array().unwrap().len(), N);
+    assert!(failed["tasks"].as_array().unwrap().iter().all(|t| t["error"].as_str().unwrap().starts_with("lost")));
+    // Every requester hears about its task exactly once, in its own session.
+    for i in 0..N {
+        let key = format!("agent:main:s{i}");
+        let h = poll(&d, "chat.history", &format!(r#"{{"sessionKey":"{key}"}}"#), &|v| {
+            v["messages"].as_array().unwrap().iter().any(|m| m["content"][0]["text"] == "Sorry, that video was lost.")
+        });
+        let notices = h["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["content"][0]["text"].as_str().unwrap_or("").contains("was lost: the gateway stopped"))
+            .count();
+        assert_eq!(notices, 1, "{key}: {h}");
+    }
+    eprintln!("restart → {N} lost tasks reported to their requesters in {:?}", restarted.elapsed());
+}
