@@ -148,6 +148,9 @@ pub struct AgentSettings {
     /// Compaction settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compaction: Option<CompactionConfig>,
+    /// Subagent limits (`sessions_spawn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subagents: Option<SubagentsConfig>,
     /// Other OpenClaw agent keys (`tools`, `sandbox`, `identity`, …). Accepted; not used by Homarus.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -202,6 +205,21 @@ impl ModelsConfig {
         }
         out
     }
+}
+
+/// `agents.defaults.subagents`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubagentsConfig {
+    /// How deep subagents may nest (default 1: a subagent cannot spawn its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_spawn_depth: Option<u64>,
+    /// Subagents one session may have running at once (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_children_per_agent: Option<u64>,
+    /// Other OpenClaw subagent keys (`allowAgents`, …). Accepted; not used by Homarus.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
 }
 
 /// `agents.defaults.compaction.memoryFlush`.

@@ -24,10 +24,10 @@ pub const ANNOUNCE_SKIP: &str = "ANNOUNCE_SKIP";
 
 fn limits(state: &GatewayState) -> (u64, usize) {
     let cfg = state.config();
-    let sub = cfg.config.agents.defaults.extra.get("subagents").cloned().unwrap_or(Value::Null);
+    let sub = cfg.config.agents.defaults.subagents.clone().unwrap_or_default();
     (
-        sub["maxSpawnDepth"].as_u64().unwrap_or(DEFAULT_MAX_SPAWN_DEPTH),
-        sub["maxChildrenPerAgent"].as_u64().map(|n| n as usize).unwrap_or(DEFAULT_MAX_CHILDREN),
+        sub.max_spawn_depth.unwrap_or(DEFAULT_MAX_SPAWN_DEPTH),
+        sub.max_children_per_agent.map(|n| n as usize).unwrap_or(DEFAULT_MAX_CHILDREN),
     )
 }
 
