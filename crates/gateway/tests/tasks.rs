@@ -248,3 +248,48 @@ async fn the_sweeper_marks_a_task_whose_run_vanished_as_lost_and_tells_the_reque
     let running = c.call("tasks.list", json!({"status": "running"})).await;
     assert_eq!(running["tasks"], json!([]));
 }
+
+#[tokio::test]
+async fn fan_out_and_depth_limits_are_enforced_and_announce_skip_stays_silent() {
+    let mock = MockLlm::start().await.unwrap();
+    let cfg = config(&mock).replace(
+        r#"agents: {defaults: {model: "local/m"}}"#,
+        r#"agents: {defaults: {model: "local/m", subagents: {maxChildrenPerAgent: 1}}}"#,
+    );
+    mock.push([
+        Reply::ToolCall { name: "sessions_spawn".into(), args: json!({"task": "NESTING-CHILD", "label": "first"}) },
+        Reply::ToolCall { name: "sessions_spawn".into(), args: json!({"task": "second one", "label": "second"}) },
+        Reply::Text("parent done".into()),
+    ]);
+    // The child tries to spawn its own subagent, then stays silent.
+    mock.push_matching(
+        "NESTING-CHILD",
+        Reply::ToolCall { name: "sessions_spawn".into(), args: json!({"task": "grandchild", "label": "gc"}) },
+    );
+    mock.push_matching("may nest 1 level", Reply::Chunks(vec!["ANNOUNCE_SKIP".into()], Duration::from_millis(300)));
+    let gw = TestGateway::start_with(Some(&cfg)).await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    c.call("chat.send", json!({"sessionKey": "agent:main:main", "message": "go", "idempotencyKey": "f1"})).await;
+    let t = until(&mut c, "tasks.list", json!({}), |v| {
+        v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["kind"] == "subagent" && t["status"] == "completed" && t["deliveryStatus"] != "pending")
+    })
+    .await;
+    let subs: Vec<&Value> = t["tasks"].as_array().unwrap().iter().filter(|t| t["kind"] == "subagent").collect();
+    assert_eq!(subs.len(), 1, "the second spawn was refused: {t}");
+    assert_eq!(subs[0]["deliveryStatus"], "not_applicable", "ANNOUNCE_SKIP is not announced");
+    let history = c.call("chat.history", json!({"sessionKey": "agent:main:main"})).await;
+    let results: Vec<String> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "toolResult")
+        .map(|m| m["content"][0]["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(results[1].contains("already has 1 subagents running"), "{results:?}");
+    let grandchild_refusal = mock.requests().iter().any(|r| r.to_string().contains("may nest 1 level(s) deep"));
+    assert!(grandchild_refusal, "the child could not spawn a grandchild");
+}
