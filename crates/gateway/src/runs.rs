@@ -358,6 +358,15 @@ pub fn start(
 async fn drive(state: Arc<GatewayState>, key: String) {
     let mut first = true;
     loop {
+        // An idle lane retires at once: a message sent after the previous turn ended starts
+        // immediately. Only messages that queued up while a turn ran wait the quiet window.
+        {
+            let mut lanes = state.runs.lanes();
+            if lanes.get(&key).is_none_or(|l| l.queue.is_empty()) {
+                lanes.remove(&key);
+                return;
+            }
+        }
         let (_, debounce, _, _) = queue_settings(&state, &key);
         if !first && !debounce.is_zero() {
             tokio::time::sleep(debounce).await;

@@ -202,3 +202,17 @@ async fn the_queue_command_overrides_the_config_for_one_session() {
     };
     assert_eq!(text(&bad[0]), "/queue: unknown option \"sideways\"");
 }
+
+#[tokio::test]
+async fn the_quiet_window_applies_only_to_messages_that_queued_behind_a_turn() {
+    let mock = MockLlm::start().await.unwrap();
+    // A one-minute debounce: a turn that waited for it would blow the 20 s bound of `terminal`.
+    let gw = TestGateway::start_with(Some(&config(&mock, "{mode: \"followup\", debounceMs: 60000}"))).await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    for i in 0..3 {
+        let id = format!("seq{i}");
+        send(&mut c, "next", &id).await;
+        let done = terminal(&mut c, &[id.as_str()]).await;
+        assert_eq!(done[0]["state"], "final");
+    }
+}
