@@ -335,3 +335,40 @@ pub struct AsyncCompletionConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct_send: Option<bool>,
 }
+
+/// `gateway.http`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayHttpConfig {
+    /// The HTTP APIs, each off unless enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<HttpEndpointsConfig>,
+    /// Other OpenClaw `gateway.http` keys. Accepted; not used by Homarus.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// `gateway.http.endpoints`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpEndpointsConfig {
+    /// `POST /v1/chat/completions` and `GET /v1/models` (OpenAI-compatible; full operator access with the
+    /// gateway token as `Authorization: Bearer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_completions: Option<EndpointConfig>,
+    /// Other endpoints (`responses`, …). Accepted; not implemented by Homarus yet.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// One HTTP endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointConfig {
+    /// Serve it (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Other keys (`images`, …). Accepted; not used by Homarus.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}

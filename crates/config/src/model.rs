@@ -311,9 +311,9 @@ pub struct GatewayConfig {
     /// and rate limiting). Exact addresses only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
-    /// HTTP endpoints (OpenAI-compatible APIs). Accepted; not yet implemented by Homarus.
+    /// HTTP endpoints on the gateway port (the OpenAI-compatible API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http: Option<Value>,
+    pub http: Option<crate::agents::GatewayHttpConfig>,
     /// Node settings. Accepted; not yet implemented by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Value>,
@@ -525,6 +525,12 @@ impl HomarusConfig {
         out.extend(self.models.unimplemented_keys());
         out.extend(self.messages.extra.keys().map(|k| format!("messages.{k}")));
         out.extend(self.tools.extra.keys().map(|k| format!("tools.{k}")));
+        if let Some(h) = &self.gateway.http {
+            out.extend(h.extra.keys().map(|k| format!("gateway.http.{k}")));
+            if let Some(e) = &h.endpoints {
+                out.extend(e.extra.keys().map(|k| format!("gateway.http.endpoints.{k}")));
+            }
+        }
         let top: &[(&'static str, &Option<Value>)] = &[
             ("env", &self.env),
             ("secrets", &self.secrets),
@@ -554,7 +560,6 @@ impl HomarusConfig {
             ("gateway.controlUi", &g.control_ui),
             ("gateway.tailscale", &g.tailscale),
             ("gateway.tls", &g.tls),
-            ("gateway.http", &g.http),
             ("gateway.nodes", &g.nodes),
             ("gateway.tools", &g.tools),
             ("gateway.push", &g.push),

@@ -36,6 +36,9 @@ pub fn router(app: AppState) -> Router {
         .route("/health", get(live))
         .route("/healthz", get(live))
         .route("/readyz", get(ready))
+        .route("/v1/models", get(crate::openai_http::models))
+        .route("/v1/models/{id}", get(crate::openai_http::model))
+        .route("/v1/chat/completions", axum::routing::post(crate::openai_http::chat_completions))
         .layer(DefaultBodyLimit::max(MAX_HTTP_BODY))
         .with_state(app)
 }

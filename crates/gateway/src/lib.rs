@@ -17,6 +17,7 @@ mod logs;
 mod maintenance;
 mod media;
 mod methods;
+mod openai_http;
 mod options;
 mod outbound;
 mod reload;

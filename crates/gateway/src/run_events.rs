@@ -62,6 +62,7 @@ impl<'a> EventSink<'a> {
         if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
             p.extend(e.clone());
         }
+        self.state.to_run_listener(&self.run_id, &payload);
         self.state.broadcast("chat", &payload, &[Scope::READ, Scope::WRITE]);
     }
 

@@ -139,6 +139,8 @@ pub struct GatewayState {
     pub runs: Arc<crate::runs::Runs>,
     /// System events waiting for their session's next turn.
     pub system_events: crate::background::SystemEvents,
+    /// `chat` events of runs someone streams over HTTP, by run id (bounded channels).
+    pub run_listeners: Mutex<HashMap<String, tokio::sync::mpsc::Sender<Value>>>,
 }
 
 /// What the state is built from (everything [`crate::Gateway::start`] resolved).
@@ -202,6 +204,7 @@ impl GatewayState {
             last_maintenance: Mutex::new(None),
             runs: Arc::new(crate::runs::Runs::new(max_concurrent)),
             system_events: Default::default(),
+            run_listeners: Mutex::new(HashMap::new()),
         }
     }
 
@@ -223,6 +226,26 @@ impl GatewayState {
     /// Milliseconds since start.
     pub fn uptime_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+
+    /// Receive the `chat` events of `run_id` (the OpenAI streaming API). Each carries the whole text
+    /// so far, so a slow reader that misses one loses nothing.
+    pub fn listen_run(&self, run_id: &str) -> tokio::sync::mpsc::Receiver<Value> {
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        self.run_listeners.lock().unwrap_or_else(|p| p.into_inner()).insert(run_id.to_string(), tx);
+        rx
+    }
+
+    /// Stop listening to `run_id`.
+    pub fn unlisten_run(&self, run_id: &str) {
+        self.run_listeners.lock().unwrap_or_else(|p| p.into_inner()).remove(run_id);
+    }
+
+    /// Hand a run's `chat` event to its listener, if any (dropped when the listener is full).
+    pub fn to_run_listener(&self, run_id: &str, payload: &Value) {
+        if let Some(tx) = self.run_listeners.lock().unwrap_or_else(|p| p.into_inner()).get(run_id) {
+            let _ = tx.try_send(payload.clone());
+        }
     }
 
     /// Send `event` to every client holding one of `scopes` (admin always qualifies).

@@ -1,0 +1,404 @@
+//! The OpenAI-compatible HTTP API (`gateway.http.endpoints.chatCompletions.enabled`):
+//! `POST /v1/chat/completions` (plain and streamed over SSE) and `GET /v1/models[/{id}]`.
+//!
+//! The `model` field names an agent (`openclaw`, `openclaw/default`, `openclaw/<agentId>`,
+//! `openclaw:<agentId>`, `agent:<agentId>`), not a provider model. Each request is a normal agent run;
+//! it is stateless (a fresh session) unless `user` or `x-openclaw-session-key` names one.
+//! Authentication is the gateway's shared secret as `Authorization: Bearer`: full operator access.
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::http::AppState;
+use crate::options::ResolvedAuth;
+use crate::runs::RunSpec;
+use crate::state::{now_ms, GatewayState};
+
+/// Longest wait for a run's answer.
+const RUN_WAIT: Duration = Duration::from_secs(900);
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (status, Json(json!({"error": {"message": message, "type": kind}}))).into_response()
+}
+
+fn enabled(state: &GatewayState) -> bool {
+    let cfg = state.config();
+    let http = cfg.config.gateway.http.as_ref();
+    let ep = http.and_then(|h| h.endpoints.as_ref()).and_then(|e| e.chat_completions.as_ref());
+    ep.and_then(|e| e.enabled).unwrap_or(false)
+}
+
+/// Check `Authorization: Bearer` against the gateway secret (constant time, rate limited).
+fn authorize(state: &GatewayState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let cfg = state.config();
+    let rate = &cfg.config.gateway.auth.rate_limit;
+    let loopback = peer.ip().is_loopback();
+    if !loopback {
+        if let Some(wait) = state.rate_limiter.locked_for(peer.ip(), rate) {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many failed authentication attempts");
+            if let Ok(v) = wait.as_secs().max(1).to_string().parse() {
+                r.headers_mut().insert("retry-after", v);
+            }
+            return Err(Box::new(r));
+        }
+    }
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let ok = match (state.auth(), given) {
+        (ResolvedAuth::None, _) => true,
+        (ResolvedAuth::Token(t), Some(g)) | (ResolvedAuth::Password(t), Some(g)) => crate::auth::secrets_equal(g, &t),
+        _ => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    if !loopback {
+        state.rate_limiter.record_failure(peer.ip(), rate);
+    }
+    Err(Box::new(error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or wrong bearer token (the gateway token or password)",
+    )))
+}
+
+/// The agent a `model` value names.
+fn agent_of(model: &str, headers: &HeaderMap) -> Option<String> {
+    if let Some(a) = headers.get("x-openclaw-agent-id").and_then(|v| v.to_str().ok()) {
+        return Some(homarus_protocol::session_key::normalize_agent_id(a));
+    }
+    let m = model.trim();
+    let id = match m {
+        "openclaw" | "openclaw/default" | "" => "main",
+        _ => {
+            m.strip_prefix("openclaw/").or_else(|| m.strip_prefix("openclaw:")).or_else(|| m.strip_prefix("agent:"))?
+        }
+    };
+    Some(homarus_protocol::session_key::normalize_agent_id(id))
+}
+
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// `GET /v1/models`.
+pub async fn models(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let state = &app.gateway;
+    if !enabled(state) {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the OpenAI-compatible API is off (gateway.http.endpoints.chatCompletions.enabled)",
+        );
+    }
+    if let Err(r) = authorize(state, peer, &headers) {
+        return *r;
+    }
+    let cfg = state.config();
+    let mut ids = vec!["openclaw".to_string(), "openclaw/default".to_string(), "openclaw/main".to_string()];
+    ids.extend(cfg.config.agents.entries.keys().filter(|k| k.as_str() != "main").map(|k| format!("openclaw/{k}")));
+    let data: Vec<Value> =
+        ids.iter().map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "homarus"})).collect();
+    Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// `GET /v1/models/{id}`.
+pub async fn model(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let state = &app.gateway;
+    if !enabled(state) {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the OpenAI-compatible API is off (gateway.http.endpoints.chatCompletions.enabled)",
+        );
+    }
+    if let Err(r) = authorize(state, peer, &headers) {
+        return *r;
+    }
+    let known = agent_of(&id, &HeaderMap::new())
+        .is_some_and(|a| a == "main" || state.config().config.agents.entries.contains_key(&a));
+    if !known {
+        return error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            &format!("unknown model {id:?}: use openclaw/<agentId>"),
+        );
+    }
+    Json(json!({"id": id, "object": "model", "created": 0, "owned_by": "homarus"})).into_response()
+}
+
+/// `POST /v1/chat/completions`.
+pub async fn chat_completions(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let state = app.gateway.clone();
+    if !enabled(&state) {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the OpenAI-compatible API is off (gateway.http.endpoints.chatCompletions.enabled)",
+        );
+    }
+    if let Err(r) = authorize(&state, peer, &headers) {
+        return *r;
+    }
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return error(StatusCode::BAD_REQUEST, "invalid_request_error", "the body must be a JSON object"),
+    };
+    let model = req["model"].as_str().unwrap_or("openclaw");
+    let Some(agent) = agent_of(model, &headers) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            &format!("unknown model {model:?}: use openclaw, openclaw/default or openclaw/<agentId>"),
+        );
+    };
+    let Some(messages) = req["messages"].as_array().filter(|m| !m.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "invalid_request_error", "messages: expected a non-empty array");
+    };
+    if req.get("tools").is_some_and(|t| !t.as_array().is_some_and(|a| a.is_empty())) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "tools: client-side tools are not supported by Homarus yet; the agent uses its own tools",
+        );
+    }
+    let Some(last_user) = messages.iter().rposition(|m| m["role"] == "user") else {
+        return error(StatusCode::BAD_REQUEST, "invalid_request_error", "messages: no user message");
+    };
+    let prompt = text_of(&messages[last_user]["content"]);
+    // Earlier messages of a stateless request are context the agent's session does not have.
+    let earlier: Vec<String> = messages[..last_user]
+        .iter()
+        .filter(|m| m["role"] != "system")
+        .map(|m| format!("{}: {}", m["role"].as_str().unwrap_or("user"), text_of(&m["content"])))
+        .collect();
+    let system: Vec<String> =
+        messages.iter().filter(|m| m["role"] == "system").map(|m| text_of(&m["content"])).collect();
+    let key = match (headers.get("x-openclaw-session-key").and_then(|v| v.to_str().ok()), req["user"].as_str()) {
+        (Some(k), _) => {
+            let k = k.trim().to_lowercase();
+            if ["subagent:", "cron:", "acp:"].iter().any(|ns| k.contains(ns)) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "x-openclaw-session-key: reserved namespace (subagent:, cron:, acp:)",
+                );
+            }
+            k
+        }
+        (None, Some(user)) => {
+            format!("agent:{agent}:openai-user:{}", crate::auth::sha256_hex(user).get(..16).unwrap_or_default())
+        }
+        (None, None) => format!("agent:{agent}:openai:{}", uuid::Uuid::new_v4()),
+    };
+    let fresh = state.store.session(&key).ok().flatten().is_none();
+    let message = if fresh && !earlier.is_empty() {
+        format!("[Conversation so far]\n{}\n\n{prompt}", earlier.join("\n"))
+    } else {
+        prompt
+    };
+    let run_id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let spec_key = key.clone();
+    let spec = RunSpec {
+        run_id: run_id.clone(),
+        session_key: key,
+        agent_id: agent,
+        message,
+        extra_system_prompt: (!system.is_empty()).then(|| system.join("\n")),
+        timeout: None,
+        expected_session_id: None,
+    };
+    let stream = req["stream"] == true;
+    let include_usage = req["stream_options"]["include_usage"] == true;
+    let (done_tx, done_rx) = oneshot::channel::<Value>();
+    let events = stream.then(|| state.listen_run(&run_id));
+    if let Err(e) = crate::runs::start(&state, spec, move |result| {
+        let _ = done_tx.send(result.clone());
+    }) {
+        state.unlisten_run(&run_id);
+        return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e.message);
+    }
+    let model = model.to_string();
+    // A client that goes away cancels its run.
+    let mut guard = RunGuard { state: state.clone(), session_key: spec_key, run_id: run_id.clone(), armed: true };
+    match events {
+        None => {
+            let waited = tokio::time::timeout(RUN_WAIT, done_rx).await;
+            guard.armed = false;
+            let result = match waited {
+                Ok(Ok(r)) => r,
+                _ => return error(StatusCode::GATEWAY_TIMEOUT, "timeout", "the agent run did not finish"),
+            };
+            if result["status"] != "ok" {
+                let msg = result["error"].as_str().unwrap_or("the agent run failed");
+                return error(StatusCode::INTERNAL_SERVER_ERROR, "agent_error", msg);
+            }
+            let usage = &result["meta"]["agentMeta"]["usage"];
+            let (p, c) = (usage["input"].as_u64().unwrap_or(0), usage["output"].as_u64().unwrap_or(0));
+            Json(json!({
+                "id": run_id, "object": "chat.completion", "created": now_ms() / 1000, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": result["text"]}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c},
+            }))
+            .into_response()
+        }
+        Some(rx) => sse(guard, model, rx, done_rx, include_usage),
+    }
+}
+
+/// Aborts the run when dropped while armed (the HTTP client disconnected before the answer).
+struct RunGuard {
+    state: std::sync::Arc<GatewayState>,
+    session_key: String,
+    run_id: String,
+    armed: bool,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.state.unlisten_run(&self.run_id);
+        if self.armed {
+            crate::runs::abort(&self.state, &self.session_key, Some(&self.run_id));
+        }
+    }
+}
+
+/// Stream a run as `chat.completion.chunk` events from its `chat` events; the run's result ends it.
+fn sse(
+    guard: RunGuard,
+    model: String,
+    rx: mpsc::Receiver<Value>,
+    done: oneshot::Receiver<Value>,
+    include_usage: bool,
+) -> Response {
+    let created = now_ms() / 1000;
+    let id = guard.run_id.clone();
+    let chunk = move |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    struct S {
+        rx: mpsc::Receiver<Value>,
+        done: oneshot::Receiver<Value>,
+        sent: String,
+        first: bool,
+        finished: bool,
+        guard: RunGuard,
+    }
+    let init = S { rx, done, sent: String::new(), first: true, finished: false, guard };
+    let body = stream::unfold(init, move |mut s| {
+        let chunk = chunk.clone();
+        async move {
+            if s.finished {
+                return None;
+            }
+            let mut out = String::new();
+            if s.first {
+                s.first = false;
+                out.push_str(&chunk(json!({"role": "assistant", "content": ""}), Value::Null));
+            }
+            tokio::select! {
+                ev = s.rx.recv() => {
+                    let closed = ev_is_closed(&ev);
+                    if let Some(ev) = ev.filter(|e| e["state"] == "delta") {
+                        let text = ev["message"]["content"][0]["text"].as_str().unwrap_or("");
+                        if let Some(rest) = text.strip_prefix(s.sent.as_str()).filter(|r| !r.is_empty()) {
+                            out.push_str(&chunk(json!({"content": rest}), Value::Null));
+                            s.sent = text.to_string();
+                        }
+                    } else if closed {
+                        // Listener gone: the result decides.
+                        let r = tokio::time::timeout(RUN_WAIT, &mut s.done).await.ok().and_then(Result::ok);
+                        finish(&mut out, &chunk, &mut s.sent, r.as_ref(), include_usage);
+                        s.finished = true;
+                        s.guard.armed = false;
+                    }
+                }
+                r = &mut s.done => {
+                    finish(&mut out, &chunk, &mut s.sent, r.ok().as_ref(), include_usage);
+                    s.finished = true;
+                    s.guard.armed = false;
+                }
+            }
+            Some((Ok::<_, Infallible>(Bytes::from(out)), s))
+        }
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn ev_is_closed(ev: &Option<Value>) -> bool {
+    ev.is_none()
+}
+
+fn finish(
+    out: &mut String,
+    chunk: &dyn Fn(Value, Value) -> String,
+    sent: &mut String,
+    result: Option<&Value>,
+    include_usage: bool,
+) {
+    match result {
+        Some(r) if r["status"] == "ok" => {
+            let text = r["text"].as_str().unwrap_or("");
+            if let Some(rest) = text.strip_prefix(sent.as_str()).filter(|x| !x.is_empty()) {
+                out.push_str(&chunk(json!({"content": rest}), Value::Null));
+                *sent = text.to_string();
+            }
+            out.push_str(&chunk(json!({}), json!("stop")));
+            if include_usage {
+                let u = &r["meta"]["agentMeta"]["usage"];
+                let (p, c) = (u["input"].as_u64().unwrap_or(0), u["output"].as_u64().unwrap_or(0));
+                out.push_str(&format!(
+                    "data: {}\n\n",
+                    json!({"object": "chat.completion.chunk", "choices": [],
+                    "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}})
+                ));
+            }
+            out.push_str("data: [DONE]\n\n");
+        }
+        other => {
+            let msg = other.and_then(|r| r["error"].as_str()).unwrap_or("the agent run failed");
+            out.push_str(&format!(
+                "data: {}\n\ndata: [DONE]\n\n",
+                json!({"error": {"message": msg, "type": "agent_error"}})
+            ));
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The OpenAI-compatible HTTP API driven with `curl`: models, plain and streamed completions,
+//! sessions by `user`, authentication, and the endpoint being off by default.
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// `curl` and split the body from the status code.
+fn curl(args: &[&str]) -> (String, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl {args:?}: {}", stderr(&out));
+    let text = stdout(&out);
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (body.to_string(), code.to_string())
+}
+
+#[test]
+fn chat_completions_plain_streamed_and_by_user() {
+    let model = MockModel::start();
+    let config =
+        model.config().replacen('{', r#"{"gateway":{"http":{"endpoints":{"chatCompletions":{"enabled":true}}}},"#, 1);
+    let d = Daemon::start(&[], Some(&config));
+    let base = d.url.replace("ws://", "http://");
+    let auth = format!("Authorization: Bearer {}", d.token);
+
+    let (body, code) = curl(&["-H", &auth, &format!("{base}/v1/models")]);
+    assert_eq!(code, "200", "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"openclaw/default"), "{ids:?}");
+    let (_, code) = curl(&[&format!("{base}/v1/models")]);
+    assert_eq!(code, "401");
+    let (_, code) = curl(&["-H", "Authorization: Bearer wrong", &format!("{base}/v1/models")]);
+    assert_eq!(code, "401");
+
+    let req = r#"{"model":"openclaw/default","messages":[{"role":"system","content":"be nice"},{"role":"user","content":"hi"}]}"#;
+    let (body, code) =
+        curl(&["-H", &auth, "-H", "Content-Type: application/json", "-d", req, &format!("{base}/v1/chat/completions")]);
+    assert_eq!(code, "200", "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["message"]["content"], "MOCK-REPLY 1");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    assert!(model.server.requests()[0]["messages"][0]["content"].as_str().unwrap().contains("be nice"));
+
+    let req = r#"{"model":"openclaw","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"stream please"}]}"#;
+    let (body, code) = curl(&["-N", "-H", &auth, "-d", req, &format!("{base}/v1/chat/completions")]);
+    assert_eq!(code, "200");
+    let chunks: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|l| *l != "[DONE]")
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "MOCK-REPLY 2");
+    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"));
+    assert!(chunks.last().unwrap()["usage"]["total_tokens"].as_u64().is_some());
+    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+
+    // The same `user` continues one session; no `user` is a fresh session each time.
+    for (i, msg) in ["first", "second"].iter().enumerate() {
+        let req =
+            format!(r#"{{"model":"openclaw/main","user":"conv-1","messages":[{{"role":"user","content":"{msg}"}}]}}"#);
+        let (body, code) = curl(&["-H", &auth, "-d", &req, &format!("{base}/v1/chat/completions")]);
+        assert_eq!(code, "200", "{body}");
+        let _ = i;
+    }
+    let last = model.server.requests().last().unwrap().clone();
+    let users: Vec<&str> = last["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["first", "second"]);
+
+    let (body, code) = curl(&[
+        "-H",
+        &auth,
+        "-d",
+        r#"{"model":"gpt-4","messages":[{"role":"user","content":"x"}]}"#,
+        &format!("{base}/v1/chat/completions"),
+    ]);
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("unknown model"), "{body}");
+}
+
+#[test]
+fn the_api_is_off_unless_enabled() {
+    let d = Daemon::start(&[], None);
+    let base = d.url.replace("ws://", "http://");
+    let (body, code) = curl(&["-H", &format!("Authorization: Bearer {}", d.token), &format!("{base}/v1/models")]);
+    assert_eq!(code, "404");
+    assert!(body.contains("gateway.http.endpoints.chatCompletions.enabled"), "{body}");
+}
