@@ -62,7 +62,7 @@ pub struct HomarusConfig {
     /// External plugins: discovery, enablement and per-plugin settings.
     #[serde(default)]
     pub plugins: PluginsConfig,
-    /// Internal automation hooks (`hooks.internal`); the webhook keys are accepted for later.
+    /// Inbound webhooks (`hooks.enabled`, `token`, `path`, …) and internal automation hooks (`hooks.internal`).
     #[serde(default)]
     pub hooks: HooksConfig,
     /// Cron scheduler. Accepted; not yet used by Homarus.
@@ -112,34 +112,36 @@ pub struct HomarusConfig {
     pub web: Option<Value>,
 }
 
-/// `hooks`: HTTP webhooks (not implemented yet) and internal automation hooks.
+/// `hooks`: inbound HTTP webhooks and internal automation hooks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HooksConfig {
-    /// Webhook ingress on/off. Accepted; webhooks are not implemented yet.
+    /// Serve the inbound webhooks `POST <path>/wake` and `POST <path>/agent` (default off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    /// Webhook token. Accepted; webhooks are not implemented yet.
+    /// The webhook secret, sent as `Authorization: Bearer` or `x-openclaw-token` (required when enabled; use a
+    /// dedicated value, not the gateway token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
-    /// Webhook path. Accepted; webhooks are not implemented yet.
+    /// Path prefix of the webhooks (default `/hooks`; `/` is refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Webhook mappings. Accepted; webhooks are not implemented yet.
+    /// Webhook mappings (custom paths). Accepted; not implemented by Homarus yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mappings: Option<Value>,
-    /// Webhook agent allowlist. Accepted; webhooks are not implemented yet.
+    /// Agents a webhook may target (default: only `main`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed_agent_ids: Option<Value>,
-    /// Webhook session-key policy. Accepted; webhooks are not implemented yet.
+    pub allowed_agent_ids: Option<Vec<String>>,
+    /// Let a webhook request choose its `sessionKey` (default false; then also limited by
+    /// `allowedSessionKeyPrefixes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_request_session_key: Option<Value>,
-    /// Webhook session-key prefixes. Accepted; webhooks are not implemented yet.
+    pub allow_request_session_key: Option<bool>,
+    /// Session key prefixes a webhook request may choose (required for request keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed_session_key_prefixes: Option<Value>,
-    /// Webhook default session key. Accepted; webhooks are not implemented yet.
+    pub allowed_session_key_prefixes: Option<Vec<String>>,
+    /// Session of `/agent` requests that name none (default: a fresh `agent:<id>:hook:<uuid>` per request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_session_key: Option<Value>,
+    pub default_session_key: Option<String>,
     /// Gmail watcher. Accepted; not implemented by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gmail: Option<Value>,
@@ -577,17 +579,7 @@ impl HomarusConfig {
             ("session.sendPolicy", &se.send_policy),
         ];
         let h = &self.hooks;
-        let webhooks: &[(&'static str, &Option<Value>)] = &[
-            ("hooks.mappings", &h.mappings),
-            ("hooks.allowedAgentIds", &h.allowed_agent_ids),
-            ("hooks.allowRequestSessionKey", &h.allow_request_session_key),
-            ("hooks.allowedSessionKeyPrefixes", &h.allowed_session_key_prefixes),
-            ("hooks.defaultSessionKey", &h.default_session_key),
-            ("hooks.gmail", &h.gmail),
-        ];
-        if h.enabled.is_some() || h.token.is_some() || h.path.is_some() {
-            out.push("hooks (webhooks)".into());
-        }
+        let webhooks: &[(&'static str, &Option<Value>)] = &[("hooks.mappings", &h.mappings), ("hooks.gmail", &h.gmail)];
         for (name, v) in top.iter().chain(gw.iter()).chain(sess.iter()).chain(webhooks.iter()) {
             if v.is_some() {
                 out.push(name.to_string());

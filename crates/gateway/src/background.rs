@@ -34,6 +34,12 @@ impl SystemEvents {
         queue.push_back(text);
     }
 
+    /// Whether `text` is already the newest queued event of `session_key` (a repeated wake coalesces).
+    pub fn last_is(&self, session_key: &str, text: &str) -> bool {
+        let q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        q.get(session_key).and_then(|q| q.back()).is_some_and(|t| t == text)
+    }
+
     /// Take every queued event of `session_key`.
     pub fn take(&self, session_key: &str) -> Vec<String> {
         self.queues.lock().unwrap_or_else(|p| p.into_inner()).remove(session_key).map(Vec::from).unwrap_or_default()

@@ -31,6 +31,7 @@ mod shutdown;
 mod state;
 mod subagents;
 mod turn_hooks;
+mod webhooks;
 
 pub use automation::{bundled_hooks, hook_roots};
 pub use options::{GatewayError, GatewayOptions, ResolvedAuth};

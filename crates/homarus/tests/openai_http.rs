@@ -100,3 +100,68 @@ fn the_api_is_off_unless_enabled() {
     assert_eq!(code, "404");
     assert!(body.contains("gateway.http.endpoints.chatCompletions.enabled"), "{body}");
 }
+
+#[test]
+fn webhooks_wake_and_run_the_agent_with_their_own_token() {
+    let model = MockModel::start();
+    model.server.push_matching("External event", homarus_mockllm::Reply::Text("import summarized".into()));
+    let config = model.config().replacen(
+        '{',
+        r#"{"hooks":{"enabled":true,"token":"hook-secret-123","allowedAgentIds":["main"],"allowRequestSessionKey":true,"allowedSessionKeyPrefixes":["agent:main:hook-"]},"#,
+        1,
+    );
+    let d = Daemon::start(&[], Some(&config));
+    let base = d.url.replace("ws://", "http://");
+    let auth = "Authorization: Bearer hook-secret-123";
+
+    // The gateway token is not the hook token; a query-string token is refused.
+    let (_, code) =
+        curl(&["-H", &format!("Authorization: Bearer {}", d.token), "-d", "{}", &format!("{base}/hooks/wake")]);
+    assert_eq!(code, "401");
+    let (body, code) = curl(&["-d", r#"{"text":"x"}"#, &format!("{base}/hooks/wake?token=hook-secret-123")]);
+    assert_eq!(code, "401", "{body}");
+
+    let (body, code) = curl(&[
+        "-H",
+        auth,
+        "-d",
+        r#"{"text":"The import completed","mode":"next-heartbeat"}"#,
+        &format!("{base}/hooks/wake"),
+    ]);
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains(r#""eventOutcome":"queued""#), "{body}");
+    let (body, _) = curl(&[
+        "-H",
+        auth,
+        "-d",
+        r#"{"text":"The import completed","mode":"next-heartbeat"}"#,
+        &format!("{base}/hooks/wake"),
+    ]);
+    assert!(body.contains(r#""eventOutcome":"coalesced""#), "{body}");
+    let status: Value =
+        serde_json::from_str(&stdout(&d.cli(&["status", "--json", "--url", &d.url, "--token", &d.token]))).unwrap();
+    assert_eq!(status["queuedSystemEvents"], serde_json::json!(["The import completed"]));
+
+    let req = r#"{"message":"the sample import completed","name":"Webhook smoke test","waitForCompletion":true}"#;
+    let (body, code) = curl(&["-H", auth, "-H", "Idempotency-Key: smoke-1", "-d", req, &format!("{base}/hooks/agent")]);
+    assert_eq!(code, "200", "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["completion"]["status"], "ok");
+    assert_eq!(v["completion"]["replyDisposition"], "visible");
+    assert!(!body.contains("import summarized"), "the response never includes the model's output");
+    // A retry with the same Idempotency-Key replays the answer without running again.
+    let before = model.server.requests().len();
+    let (again, _) = curl(&["-H", auth, "-H", "Idempotency-Key: smoke-1", "-d", req, &format!("{base}/hooks/agent")]);
+    assert_eq!(serde_json::from_str::<Value>(&again).unwrap()["runId"], v["runId"]);
+    assert_eq!(model.server.requests().len(), before);
+
+    let (body, code) = curl(&["-H", auth, "-d", r#"{"message":"x","agentId":"ops"}"#, &format!("{base}/hooks/agent")]);
+    assert_eq!(code, "400");
+    assert!(body.contains("hooks.allowedAgentIds"), "{body}");
+    let (body, code) =
+        curl(&["-H", auth, "-d", r#"{"message":"x","sessionKey":"agent:main:main"}"#, &format!("{base}/hooks/agent")]);
+    assert_eq!(code, "400");
+    assert!(body.contains("allowedSessionKeyPrefixes"), "{body}");
+    let (_, code) = curl(&["-H", auth, "-d", "{}", &format!("{base}/hooks/other")]);
+    assert_eq!(code, "404");
+}
