@@ -372,3 +372,18 @@ pub struct EndpointConfig {
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
+
+/// `gateway.tools`: the tool policy of `POST /tools/invoke`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayToolsConfig {
+    /// Tools taken off the default HTTP deny list (`exec`, `sessions_spawn`, `sessions_send`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// More tools to refuse over HTTP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    /// Other keys. Accepted; not used by Homarus.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}

@@ -319,9 +319,9 @@ pub struct GatewayConfig {
     /// Node settings. Accepted; not yet implemented by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Value>,
-    /// HTTP tool policy. Accepted; not yet implemented by Homarus.
+    /// Which tools `POST /tools/invoke` may run beyond its default deny list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tools: Option<Value>,
+    pub tools: Option<crate::agents::GatewayToolsConfig>,
     /// Push notifications. Accepted; not implemented by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<Value>,
@@ -563,7 +563,6 @@ impl HomarusConfig {
             ("gateway.tailscale", &g.tailscale),
             ("gateway.tls", &g.tls),
             ("gateway.nodes", &g.nodes),
-            ("gateway.tools", &g.tools),
             ("gateway.push", &g.push),
         ];
         let se = &self.session;

@@ -30,6 +30,7 @@ mod sessions;
 mod shutdown;
 mod state;
 mod subagents;
+mod tools_http;
 mod turn_hooks;
 mod webhooks;
 

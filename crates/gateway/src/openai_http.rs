@@ -38,7 +38,7 @@ fn enabled(state: &GatewayState) -> bool {
 }
 
 /// Check `Authorization: Bearer` against the gateway secret (constant time, rate limited).
-fn authorize(state: &GatewayState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Box<Response>> {
+pub(crate) fn authorize(state: &GatewayState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let cfg = state.config();
     let rate = &cfg.config.gateway.auth.rate_limit;
     let loopback = peer.ip().is_loopback();

@@ -165,3 +165,44 @@ fn webhooks_wake_and_run_the_agent_with_their_own_token() {
     let (_, code) = curl(&["-H", auth, "-d", "{}", &format!("{base}/hooks/other")]);
     assert_eq!(code, "404");
 }
+
+#[test]
+fn tools_invoke_runs_one_tool_and_refuses_dangerous_ones() {
+    let d = Daemon::start(&[], Some(r#"{"gateway":{"tools":{"deny":["web_fetch"]}}}"#));
+    let base = d.url.replace("ws://", "http://");
+    let auth = format!("Authorization: Bearer {}", d.token);
+    std::fs::create_dir_all(d.state_dir().join("workspace")).unwrap();
+    std::fs::write(d.state_dir().join("workspace/MEMORY.md"), "The boat is called Nautilus.\n").unwrap();
+
+    let (body, code) = curl(&[
+        "-H",
+        &auth,
+        "-d",
+        r#"{"tool":"memory_search","args":{"query":"boat"}}"#,
+        &format!("{base}/tools/invoke"),
+    ]);
+    assert_eq!(code, "200", "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ok"], true);
+    assert!(v["result"]["content"][0]["text"].as_str().unwrap().contains("Nautilus"), "{body}");
+    let (body, code) = curl(&["-H", &auth, "-d", r#"{"name":"sessions_list"}"#, &format!("{base}/tools/invoke")]);
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("agent:main:main"), "the main session is resolved: {body}");
+
+    for denied in ["exec", "sessions_spawn", "write", "web_fetch"] {
+        let (body, code) = curl(&[
+            "-H",
+            &auth,
+            "-d",
+            &format!(r#"{{"tool":"{denied}","args":{{}}}}"#),
+            &format!("{base}/tools/invoke"),
+        ]);
+        assert_eq!(code, "404", "{denied}: {body}");
+    }
+    let (body, code) =
+        curl(&["-H", &auth, "-d", r#"{"tool":"read","args":{"path":"missing.txt"}}"#, &format!("{base}/tools/invoke")]);
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("tool_error"), "{body}");
+    let (_, code) = curl(&["-d", r#"{"tool":"sessions_list"}"#, &format!("{base}/tools/invoke")]);
+    assert_eq!(code, "401");
+}
