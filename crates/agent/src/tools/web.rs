@@ -24,11 +24,18 @@ fn html_to_text(html: &str) -> String {
                     break;
                 }
             }
+            let name: String =
+                lower[i + 1..].trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            let block = [
+                "p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "pre", "table",
+                "ul", "ol",
+            ]
+            .contains(&name.as_str());
             match html[i..].find('>') {
                 Some(p) => i += p + 1,
                 None => break,
             }
-            out.push(' ');
+            out.push(if block { '\n' } else { ' ' });
             continue;
         }
         let next = html[i..].find('<').map(|p| i + p).unwrap_or(bytes.len());
