@@ -54,9 +54,22 @@ async fn exec_reports_exit_code_and_output_and_kills_on_timeout() {
         out.text
     );
     let started = Instant::now();
-    let out = run_builtin("exec", &json!({"command": "sleep 30 & sleep 30", "timeout": 1}), &c, &cancel).await.unwrap();
+    let marker = format!("sleep {}", 3000 + std::process::id() % 1000);
+    let cmd = format!("{marker} & {marker}");
+    let out = run_builtin("exec", &json!({"command": cmd, "timeout": 1}), &c, &cancel).await.unwrap();
     assert!(out.is_error && out.text.contains("timed out after 1 s"), "{}", out.text);
-    assert!(started.elapsed() < Duration::from_secs(10), "the whole process group was killed");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The whole process group is gone, the background `sleep` included (and nothing else was hit:
+    // this test process is still here to check).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = std::process::Command::new("pgrep").args(["-f", &marker]).output().unwrap();
+        if left.stdout.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still running: {}", String::from_utf8_lossy(&left.stdout));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let big =
         run_builtin("exec", &json!({"command": "head -c 200000 /dev/zero | tr '\\0' x"}), &c, &cancel).await.unwrap();
     assert!(big.text.len() < 60_000 && big.text.contains("truncated"), "output is capped: {}", big.text.len());

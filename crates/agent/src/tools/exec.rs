@@ -60,10 +60,16 @@ pub(super) async fn exec(
     };
     let run = async { tokio::join!(child.wait(), outputs) };
     let kill_group = |pid: Option<u32>| {
+        // The child leads its own process group (`process_group(0)` above), so killing the group
+        // ends everything the command started. Only a real group id (> 1) is ever signalled:
+        // `kill(-1)` would signal every process, and `kill(0)` our own group.
         #[cfg(unix)]
-        if let Some(pid) = pid {
-            // The negative pid addresses the whole process group started above.
-            let _ = std::process::Command::new("kill").arg("-KILL").arg(format!("-{pid}")).status();
+        if let Some(pgid) = pid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 1) {
+            // SAFETY: `kill` takes plain integers and has no memory effects; a stale group id at
+            // worst yields ESRCH.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
         }
     };
     let (status, ((out, out_cut), (err, err_cut))) = tokio::select! {
