@@ -95,29 +95,23 @@ fn transcript_text(summary: Option<&str>, entries: &[Entry]) -> String {
         out.push_str(&format!("[earlier summary]\n{s}\n\n"));
     }
     for e in entries {
-        let (role, text) = match &e.message {
-            Message::User { .. } => ("user", e.message.text()),
+        let (role, text): (String, String) = match &e.message {
+            Message::User { .. } => ("user".into(), e.message.text()),
             Message::Assistant { .. } => {
                 let calls: Vec<String> = e.message.tool_calls().iter().map(|(_, n, a)| format!("{n}({a})")).collect();
                 let mut t = e.message.text();
                 if !calls.is_empty() {
                     t.push_str(&format!(" [called {}]", calls.join(", ")));
                 }
-                ("assistant", t)
+                ("assistant".into(), t)
             }
             Message::ToolResult { tool_name, .. } => {
-                let t: String = e.message.text().chars().take(2000).collect();
-                return_tool(&mut out, tool_name, &t);
-                continue;
+                (format!("tool {tool_name} returned"), e.message.text().chars().take(2000).collect())
             }
         };
         out.push_str(&format!("{role}: {text}\n"));
     }
     out
-}
-
-fn return_tool(out: &mut String, name: &str, text: &str) {
-    out.push_str(&format!("tool {name} returned: {text}\n"));
 }
 
 /// The summary used when the model cannot summarise: the user's requests and the last answer.

@@ -46,8 +46,7 @@ async fn json_call(req: reqwest::RequestBuilder, what: &str, cancel: &Cancellati
     Ok(v)
 }
 
-async fn download(http: &reqwest::Client, req: reqwest::RequestBuilder, what: &str) -> Result<Vec<u8>, String> {
-    let _ = http;
+async fn download(req: reqwest::RequestBuilder, what: &str) -> Result<Vec<u8>, String> {
     let mut resp = req.timeout(Duration::from_secs(300)).send().await.map_err(|e| format!("{what}: {e}"))?;
     if !resp.status().is_success() {
         return Err(format!("{what} failed (HTTP {})", resp.status().as_u16()));
@@ -83,7 +82,7 @@ pub async fn openai_image(
             .decode(b64)
             .map_err(|e| format!("image generation: bad base64: {e}"))?
     } else if let Some(url) = item["url"].as_str() {
-        download(http, http.get(url), "image download").await?
+        download(http.get(url), "image download").await?
     } else {
         return Err("image generation: the response has no image".into());
     };
@@ -143,7 +142,7 @@ pub async fn openai_video(
         }
     }
     let req = http.get(format!("{}/videos/{id}/content", ep.base_url)).bearer_auth(&ep.api_key);
-    Ok(MediaFile { bytes: download(http, req, "video download").await?, ext: "mp4" })
+    Ok(MediaFile { bytes: download(req, "video download").await?, ext: "mp4" })
 }
 
 fn hex_decode(s: &str) -> Result<Vec<u8>, String> {
@@ -178,7 +177,7 @@ pub async fn minimax_music(
     }
     let audio = v["data"]["audio"].as_str().ok_or("music generation: the response has no audio")?;
     let bytes = if audio.starts_with("http://") || audio.starts_with("https://") {
-        download(http, http.get(audio), "music download").await?
+        download(http.get(audio), "music download").await?
     } else {
         hex_decode(audio).map_err(|e| format!("music generation: bad audio hex: {e}"))?
     };

@@ -254,7 +254,7 @@ impl Loop<'_> {
             &req,
             self.req.retry,
             self.cancel,
-            &mut |m| observe_model(m),
+            &mut |m| tracing::debug!(model = %m.reference(), "calling model"),
             &mut |d| {
                 if let StreamDelta::Text(delta) = d {
                     text.push_str(&delta);
@@ -311,6 +311,29 @@ impl Loop<'_> {
         out
     }
 
+    /// The tool calls of an assistant message, owned (the message itself is appended next).
+    fn calls_of(m: &Message) -> Vec<(String, String, Value)> {
+        m.tool_calls().into_iter().map(|(i, n, a)| (i.into(), n.into(), a.clone())).collect()
+    }
+
+    /// Run `calls` in order and append each result; stops early when the run is aborted.
+    async fn run_calls(&mut self, calls: &[(String, String, Value)]) -> Result<(), String> {
+        for (id, name, args) in calls {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            let out = self.run_tool(id, name, args).await;
+            self.append(Message::ToolResult {
+                tool_call_id: id.clone(),
+                tool_name: name.clone(),
+                content: vec![Block::Text { text: out.text }],
+                is_error: out.is_error,
+                timestamp: crate::now_ms(),
+            })?;
+        }
+        Ok(())
+    }
+
     /// The silent memory-flush turn: the agent may write notes before the context is compacted.
     /// Its failure never fails the run.
     async fn memory_flush(&mut self) -> Result<(), String> {
@@ -326,22 +349,12 @@ impl Loop<'_> {
                 }
             };
             self.out.usage.add(&resp.usage);
-            let calls: Vec<(String, String, Value)> =
-                resp.message.tool_calls().into_iter().map(|(i, n, a)| (i.into(), n.into(), a.clone())).collect();
+            let calls = Self::calls_of(&resp.message);
             self.append(resp.message)?;
             if calls.is_empty() || self.cancel.is_cancelled() {
                 break;
             }
-            for (id, name, args) in &calls {
-                let out = self.run_tool(id, name, args).await;
-                self.append(Message::ToolResult {
-                    tool_call_id: id.clone(),
-                    tool_name: name.clone(),
-                    content: vec![Block::Text { text: out.text }],
-                    is_error: out.is_error,
-                    timestamp: crate::now_ms(),
-                })?;
-            }
+            self.run_calls(&calls).await?;
         }
         self.silent = false;
         self.out.text = text;
@@ -400,24 +413,11 @@ impl Loop<'_> {
                     json!({"runId": self.req.run_id, "assistantTexts": [resp.message.text()], "usage": resp.usage});
                 h.run_observation("llm_output", &event, &hook_ctx(self.req)).await;
             }
-            let calls: Vec<(String, String, Value)> =
-                resp.message.tool_calls().into_iter().map(|(i, n, a)| (i.into(), n.into(), a.clone())).collect();
+            let calls = Self::calls_of(&resp.message);
             self.out.stop_reason = resp.stop_reason;
             self.out.text = resp.message.text();
             self.append(resp.message)?;
-            for (id, name, args) in &calls {
-                if self.cancel.is_cancelled() {
-                    break;
-                }
-                let out = self.run_tool(id, name, args).await;
-                self.append(Message::ToolResult {
-                    tool_call_id: id.clone(),
-                    tool_name: name.clone(),
-                    content: vec![Block::Text { text: out.text }],
-                    is_error: out.is_error,
-                    timestamp: crate::now_ms(),
-                })?;
-            }
+            self.run_calls(&calls).await?;
             if self.cancel.is_cancelled() {
                 self.out.aborted = true;
                 return Ok(());
@@ -447,10 +447,6 @@ impl Loop<'_> {
             return Ok(());
         }
     }
-}
-
-fn observe_model(m: &ResolvedModel) {
-    tracing::debug!(model = %m.reference(), "calling model");
 }
 
 /// Run the agent loop for one user message.

@@ -40,6 +40,25 @@ struct Entry {
     locked_until: Option<Instant>,
 }
 
+/// Why an HTTP request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRefusal {
+    /// Too many failures from the address; retry after this long.
+    LockedOut(Duration),
+    /// The secret was missing or wrong.
+    WrongSecret,
+}
+
+impl AuthRefusal {
+    /// The HTTP status: 429 with `Retry-After`, or 401.
+    pub fn status_and_retry(self) -> (axum::http::StatusCode, Option<u64>) {
+        match self {
+            AuthRefusal::LockedOut(wait) => (axum::http::StatusCode::TOO_MANY_REQUESTS, Some(wait.as_secs().max(1))),
+            AuthRefusal::WrongSecret => (axum::http::StatusCode::UNAUTHORIZED, None),
+        }
+    }
+}
+
 /// Counts failed authentications per client address and locks an address out after too many.
 #[derive(Debug, Default)]
 pub struct AuthRateLimiter {
@@ -81,6 +100,19 @@ impl AuthRateLimiter {
             return Some(lock);
         }
         None
+    }
+
+    /// Admit an HTTP request whose secret check gave `secret_ok`: refused while `ip` is locked out,
+    /// and a wrong secret counts as a failure (loopback per `cfg.exemptLoopback`, as for the socket).
+    pub fn admit(&self, ip: IpAddr, cfg: &RateLimitConfig, secret_ok: bool) -> Result<(), AuthRefusal> {
+        if let Some(wait) = self.locked_for(ip, cfg) {
+            return Err(AuthRefusal::LockedOut(wait));
+        }
+        if secret_ok {
+            return Ok(());
+        }
+        self.record_failure(ip, cfg);
+        Err(AuthRefusal::WrongSecret)
     }
 
     /// Forget an address after a success.

@@ -209,17 +209,8 @@ pub fn run_boot_md(state: &Arc<GatewayState>) {
                 Ok(r) => tracing::warn!(agent = %agent, result = ?r, "boot-md: BOOT.md did not finish well"),
                 Err(e) => tracing::warn!(agent = %agent, error = %e.message, "boot-md: lost track of the run"),
             }
-            let svc = crate::sessions::SessionService::new(&st.store, &st.opts.state_dir);
-            if let Ok(retired) = svc.delete(&key, true, now_ms()) {
-                let archived = retired.archived.as_ref().map(|a| a.display().to_string());
-                crate::lifecycle::ended(
-                    &st,
-                    &retired.previous,
-                    homarus_hooks::SessionEndReason::Deleted,
-                    archived.as_deref(),
-                    None,
-                );
-                crate::methods::sessions::changed(&st, "delete", &key, &agent, None);
+            if let Err(e) = crate::lifecycle::delete_session(&st, &key, true) {
+                tracing::warn!(agent = %agent, error = %e.message, "boot-md: cannot remove the boot session");
             }
         }
     });

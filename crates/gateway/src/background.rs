@@ -77,6 +77,16 @@ pub fn start_task(state: &GatewayState, task_id: &str) {
     }
 }
 
+/// The terminal task status of a run result (`{status, error?}` as runs report them).
+pub fn task_status_of(result: &serde_json::Value) -> TaskStatus {
+    match result["status"].as_str() {
+        Some("ok") => TaskStatus::Succeeded,
+        Some("aborted") => TaskStatus::Cancelled,
+        _ if result["error"].as_str().is_some_and(|e| e.contains("timed out")) => TaskStatus::TimedOut,
+        _ => TaskStatus::Failed,
+    }
+}
+
 /// End a task; returns the ended record (`None` when it had ended already).
 pub fn finish_task(
     state: &GatewayState,

@@ -56,6 +56,20 @@ async fn ready(State(app): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// The secret of an `Authorization: Bearer <secret>` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get("authorization")?.to_str().ok()?;
+    v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim)
+}
+
+/// Attach `Retry-After` when a refusal has one.
+pub fn with_retry_after(mut r: Response, retry_after_secs: Option<u64>) -> Response {
+    if let Some(v) = retry_after_secs.and_then(|s| s.to_string().parse().ok()) {
+        r.headers_mut().insert("retry-after", v);
+    }
+    r
+}
+
 /// The client's address: the socket peer, or, when the peer is a trusted proxy, the last address
 /// of `X-Forwarded-For` (the one the proxy itself appended).
 fn client_addr(app: &AppState, peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {

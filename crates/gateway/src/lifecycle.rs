@@ -256,3 +256,19 @@ pub async fn reset_session(
     crate::methods::sessions::changed(state, "reset", &row.key, &row.agent_id, Some(crate::sessions::entry_json(&row)));
     Ok((row, retired))
 }
+
+/// Delete a session and finish it: transcript archived (or removed when `keep_transcript` is false),
+/// `session_end` reason `deleted`, `sessions.changed`. Every deletion path goes through here
+/// (`sessions.delete`, maintenance, `boot-md`, one-shot subagents).
+pub fn delete_session(
+    state: &GatewayState,
+    key: &str,
+    keep_transcript: bool,
+) -> Result<crate::sessions::Retired, homarus_protocol::ErrorShape> {
+    let svc = crate::sessions::SessionService::new(&state.store, &state.opts.state_dir);
+    let retired = svc.delete(key, keep_transcript, now_ms())?;
+    let archived = retired.archived.as_ref().map(|a| a.display().to_string());
+    ended(state, &retired.previous, SessionEndReason::Deleted, archived.as_deref(), None);
+    crate::methods::sessions::changed(state, "delete", key, &retired.previous.agent_id, None);
+    Ok(retired)
+}

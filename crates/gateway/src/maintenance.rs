@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use homarus_config::MaintenanceMode;
-use homarus_hooks::SessionEndReason;
 use tokio::task::JoinHandle;
 
 use crate::sessions::SessionService;
@@ -92,13 +91,8 @@ fn pass(state: &GatewayState) -> MaintenanceReport {
         if !matches!(current, Ok(r) if r.updated_at_ms == row.updated_at_ms) {
             continue;
         }
-        match svc.delete(&row.key, true, now) {
-            Ok(retired) => {
-                let archived = retired.archived.as_ref().map(|a| a.display().to_string());
-                crate::lifecycle::ended(state, &retired.previous, SessionEndReason::Deleted, archived.as_deref(), None);
-                crate::methods::sessions::changed(state, "delete", &row.key, &row.agent_id, None);
-                removed.push(row.key);
-            }
+        match crate::lifecycle::delete_session(state, &row.key, true) {
+            Ok(_) => removed.push(row.key),
             Err(e) => tracing::warn!(key = %row.key, error = %e.message, "session maintenance cannot remove a session"),
         }
     }

@@ -39,39 +39,34 @@ fn enabled(state: &GatewayState) -> bool {
 
 /// Check `Authorization: Bearer` against the gateway secret (constant time, rate limited).
 pub(crate) fn authorize(state: &GatewayState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    let cfg = state.config();
-    let rate = &cfg.config.gateway.auth.rate_limit;
-    let loopback = peer.ip().is_loopback();
-    if !loopback {
-        if let Some(wait) = state.rate_limiter.locked_for(peer.ip(), rate) {
-            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many failed authentication attempts");
-            if let Ok(v) = wait.as_secs().max(1).to_string().parse() {
-                r.headers_mut().insert("retry-after", v);
-            }
-            return Err(Box::new(r));
-        }
-    }
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    let ok = match (state.auth(), given) {
+    let ok = match (state.auth(), crate::http::bearer(headers)) {
         (ResolvedAuth::None, _) => true,
         (ResolvedAuth::Token(t), Some(g)) | (ResolvedAuth::Password(t), Some(g)) => crate::auth::secrets_equal(g, &t),
         _ => false,
     };
-    if ok {
-        return Ok(());
+    let cfg = state.config();
+    state.rate_limiter.admit(peer.ip(), &cfg.config.gateway.auth.rate_limit, ok).map_err(|refusal| {
+        let (status, retry) = refusal.status_and_retry();
+        let (kind, msg) = match refusal {
+            crate::auth::AuthRefusal::LockedOut(_) => ("rate_limited", "too many failed authentication attempts"),
+            crate::auth::AuthRefusal::WrongSecret => {
+                ("unauthorized", "missing or wrong bearer token (the gateway token or password)")
+            }
+        };
+        Box::new(crate::http::with_retry_after(error(status, kind, msg), retry))
+    })
+}
+
+/// The API must be enabled and the caller authenticated.
+fn admit(state: &GatewayState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    if !enabled(state) {
+        return Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the OpenAI-compatible API is off (gateway.http.endpoints.chatCompletions.enabled)",
+        )));
     }
-    if !loopback {
-        state.rate_limiter.record_failure(peer.ip(), rate);
-    }
-    Err(Box::new(error(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        "missing or wrong bearer token (the gateway token or password)",
-    )))
+    authorize(state, peer, headers)
 }
 
 /// The agent a `model` value names.
@@ -104,14 +99,7 @@ pub async fn models(
     headers: HeaderMap,
 ) -> Response {
     let state = &app.gateway;
-    if !enabled(state) {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "the OpenAI-compatible API is off (gateway.http.endpoints.chatCompletions.enabled)",
-        );
-    }
-    if let Err(r) = authorize(state, peer, &headers) {
+    if let Err(r) = admit(state, peer, &headers) {
         return *r;
     }
     let cfg = state.config();
@@ -130,14 +118,7 @@ pub async fn model(
     Path(id): Path<String>,
 ) -> Response {
     let state = &app.gateway;
-    if !enabled(state) {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "the OpenAI-compatible API is off (gateway.http.endpoints.chatCompletions.enabled)",
-        );
-    }
-    if let Err(r) = authorize(state, peer, &headers) {
+    if let Err(r) = admit(state, peer, &headers) {
         return *r;
     }
     let known = agent_of(&id, &HeaderMap::new())
@@ -160,14 +141,7 @@ pub async fn chat_completions(
     body: Bytes,
 ) -> Response {
     let state = app.gateway.clone();
-    if !enabled(&state) {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "the OpenAI-compatible API is off (gateway.http.endpoints.chatCompletions.enabled)",
-        );
-    }
-    if let Err(r) = authorize(&state, peer, &headers) {
+    if let Err(r) = admit(&state, peer, &headers) {
         return *r;
     }
     let req: Value = match serde_json::from_slice(&body) {
@@ -332,7 +306,7 @@ fn sse(
             }
             tokio::select! {
                 ev = s.rx.recv() => {
-                    let closed = ev_is_closed(&ev);
+                    let closed = ev.is_none();
                     if let Some(ev) = ev.filter(|e| e["state"] == "delta") {
                         let text = ev["message"]["content"][0]["text"].as_str().unwrap_or("");
                         if let Some(rest) = text.strip_prefix(s.sent.as_str()).filter(|r| !r.is_empty()) {
@@ -361,10 +335,6 @@ fn sse(
         .header("cache-control", "no-cache")
         .body(Body::from_stream(body))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-}
-
-fn ev_is_closed(ev: &Option<Value>) -> bool {
-    ev.is_none()
 }
 
 fn finish(

@@ -173,11 +173,12 @@ fn announce(
     cleanup_delete: bool,
 ) {
     let text = result["text"].as_str().unwrap_or_default().trim().to_string();
-    let (status, outcome) = match result["status"].as_str() {
-        Some("ok") => (TaskStatus::Succeeded, "ok"),
-        Some("aborted") => (TaskStatus::Cancelled, "killed"),
-        _ if result["error"].as_str().is_some_and(|e| e.contains("timed out")) => (TaskStatus::TimedOut, "timeout"),
-        _ => (TaskStatus::Failed, "error"),
+    let status = crate::background::task_status_of(result);
+    let outcome = match status {
+        TaskStatus::Succeeded => "ok",
+        TaskStatus::Cancelled => "killed",
+        TaskStatus::TimedOut => "timeout",
+        _ => "error",
     };
     let ended = crate::background::finish_task(
         state,
@@ -212,17 +213,8 @@ fn announce(
         }
     }
     if cleanup_delete {
-        let svc = SessionService::new(&state.store, &state.opts.state_dir);
-        if let Ok(retired) = svc.delete(child_key, true, now_ms()) {
-            let archived = retired.archived.as_ref().map(|a| a.display().to_string());
-            crate::lifecycle::ended(
-                state,
-                &retired.previous,
-                homarus_hooks::SessionEndReason::Deleted,
-                archived.as_deref(),
-                None,
-            );
-            crate::methods::sessions::changed(state, "delete", child_key, &retired.previous.agent_id, None);
+        if let Err(e) = crate::lifecycle::delete_session(state, child_key, true) {
+            tracing::warn!(session = %child_key, error = %e.message, "cannot remove the finished subagent session");
         }
     }
 }

@@ -53,26 +53,15 @@ pub async fn fallback(
     let Some(expected) = hooks.token.as_deref().filter(|t| !t.is_empty()) else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "hooks.token is not set");
     };
-    let rate = &cfg.config.gateway.auth.rate_limit;
-    if !peer.ip().is_loopback() {
-        if let Some(wait) = state.rate_limiter.locked_for(peer.ip(), rate) {
-            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too many failed authentication attempts");
-            if let Ok(v) = wait.as_secs().max(1).to_string().parse() {
-                r.headers_mut().insert("retry-after", v);
-            }
-            return r;
-        }
-    }
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| headers.get("x-openclaw-token").and_then(|v| v.to_str().ok()));
-    if !given.is_some_and(|g| crate::auth::secrets_equal(g.trim(), expected)) {
-        if !peer.ip().is_loopback() {
-            state.rate_limiter.record_failure(peer.ip(), rate);
-        }
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong hook token");
+    let given = crate::http::bearer(&headers).or_else(|| headers.get("x-openclaw-token").and_then(|v| v.to_str().ok()));
+    let ok = given.is_some_and(|g| crate::auth::secrets_equal(g.trim(), expected));
+    if let Err(refusal) = state.rate_limiter.admit(peer.ip(), &cfg.config.gateway.auth.rate_limit, ok) {
+        let (status, retry) = refusal.status_and_retry();
+        let msg = match refusal {
+            crate::auth::AuthRefusal::LockedOut(_) => "too many failed authentication attempts",
+            crate::auth::AuthRefusal::WrongSecret => "missing or wrong hook token",
+        };
+        return crate::http::with_retry_after(error(status, msg), retry);
     }
     let payload: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,

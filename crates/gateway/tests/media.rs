@@ -2,8 +2,6 @@
 //! and MiniMax music (a scripted server on loopback), with every completion delivered by the policy.
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 use homarus_mockllm::{MockLlm, Reply, MOCK_IMAGE, MOCK_MUSIC, MOCK_VIDEO};
 use serde_json::{json, Value};
@@ -21,18 +19,6 @@ fn config(mock: &MockLlm, direct_send: bool) -> String {
     )
 }
 
-async fn until<F: Fn(&Value) -> bool>(c: &mut Client, method: &str, params: Value, ok: F) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = c.call(method, params.clone()).await;
-        if ok(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{method} never satisfied: {v}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Ask the agent (via the scripted model) to call `tool` with `args`, and return the task once its
 /// delivery is recorded.
 async fn run_tool(c: &mut Client, mock: &MockLlm, tool: &str, args: Value) -> Value {
@@ -42,10 +28,11 @@ async fn run_tool(c: &mut Client, mock: &MockLlm, tool: &str, args: Value) -> Va
         json!({"sessionKey": "agent:main:main", "message": "make it", "idempotencyKey": format!("ask-{tool}")}),
     )
     .await;
-    let tasks = until(c, "tasks.list", json!({}), |v| {
-        v["tasks"].as_array().unwrap().iter().any(|t| t["kind"] == tool && t["deliveryStatus"] != "not_applicable")
-    })
-    .await;
+    let tasks = c
+        .until("tasks.list", json!({}), |v| {
+            v["tasks"].as_array().unwrap().iter().any(|t| t["kind"] == tool && t["deliveryStatus"] != "not_applicable")
+        })
+        .await;
     tasks["tasks"].as_array().unwrap().iter().find(|t| t["kind"] == tool).unwrap().clone()
 }
 
@@ -67,10 +54,11 @@ async fn an_image_is_generated_in_the_background_and_the_requester_session_is_wo
     let req = &mock.media_requests()[0];
     assert_eq!(req["path"], "/v1/images/generations");
     assert_eq!(req["body"]["prompt"], "a red lobster");
-    let history = until(&mut c, "chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
-        v["messages"].as_array().unwrap().iter().any(|m| m["content"][0]["text"] == "Here is your lobster.")
-    })
-    .await;
+    let history = c
+        .until("chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
+            v["messages"].as_array().unwrap().iter().any(|m| m["content"][0]["text"] == "Here is your lobster.")
+        })
+        .await;
     let wake = history["messages"]
         .as_array()
         .unwrap()
@@ -92,7 +80,7 @@ async fn music_always_wakes_the_session_even_with_direct_send_on() {
     assert_eq!(t["deliveryStatus"], "session_queued");
     assert_eq!(media_file(&t), MOCK_MUSIC);
     assert_eq!(mock.media_requests()[0]["body"]["lyrics"], "yo ho");
-    until(&mut c, "chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
+    c.until("chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
         v["messages"].as_array().unwrap().iter().any(|m| m["content"][0]["text"] == "Your song is ready.")
     })
     .await;
@@ -123,7 +111,7 @@ async fn a_video_with_direct_send_goes_straight_to_the_chat_and_a_failed_send_fa
         Reply::Text("again".into()),
     ]);
     c.call("chat.send", json!({"sessionKey": "agent:main:main", "message": "another", "idempotencyKey": "v2"})).await;
-    until(&mut c, "chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
+    c.until("chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
         v["messages"].as_array().unwrap().last().unwrap()["content"][0]["text"] == "again"
     })
     .await;
@@ -134,14 +122,15 @@ async fn a_video_with_direct_send_goes_straight_to_the_chat_and_a_failed_send_fa
     std::fs::rename(&file, format!("{file}.moved")).unwrap();
     std::fs::create_dir(&file).unwrap();
     mock.hold_videos(false);
-    let tasks = until(&mut c, "tasks.list", json!({}), |v| {
-        v["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["title"] == "second dance" && t["deliveryStatus"] == "session_queued")
-    })
-    .await;
+    let tasks = c
+        .until("tasks.list", json!({}), |v| {
+            v["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["title"] == "second dance" && t["deliveryStatus"] == "session_queued")
+        })
+        .await;
     assert!(tasks["tasks"]
         .as_array()
         .unwrap()
@@ -162,10 +151,11 @@ async fn a_repeated_request_reports_the_running_task_and_failures_are_reported()
         Reply::Text("waiting".into()),
     ]);
     c.call("chat.send", json!({"sessionKey": "agent:main:main", "message": "twice", "idempotencyKey": "t"})).await;
-    let history = until(&mut c, "chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
-        v["messages"].as_array().unwrap().last().unwrap()["content"][0]["text"] == "waiting"
-    })
-    .await;
+    let history = c
+        .until("chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
+            v["messages"].as_array().unwrap().last().unwrap()["content"][0]["text"] == "waiting"
+        })
+        .await;
     let results: Vec<String> = history["messages"]
         .as_array()
         .unwrap()
@@ -183,7 +173,7 @@ async fn a_repeated_request_reports_the_running_task_and_failures_are_reported()
     let t = run_tool(&mut c, &mock, "image_generate", json!({"prompt": "FAIL please"})).await;
     assert_eq!(t["status"], "failed");
     assert!(t["error"].as_str().unwrap().contains("rejected by the safety system"), "{t}");
-    until(&mut c, "chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
+    c.until("chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
         v["messages"].as_array().unwrap().iter().any(|m| m["content"][0]["text"] == "The image was refused.")
     })
     .await;

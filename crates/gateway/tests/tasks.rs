@@ -37,18 +37,6 @@ async fn chat_final(c: &mut Client, want: &dyn Fn(&str) -> bool) -> Value {
     }
 }
 
-async fn until<F: Fn(&Value) -> bool>(c: &mut Client, method: &str, params: Value, ok: F) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = c.call(method, params.clone()).await;
-        if ok(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{method} never satisfied: {v}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn agent_calls_are_recorded_as_tasks_listed_and_fetched() {
     let mock = MockLlm::start().await.unwrap();
@@ -121,14 +109,14 @@ async fn a_subagent_result_comes_back_through_the_requester_session() {
     let wake_req = mock.requests().into_iter().find(|r| r.to_string().contains("finished (ok)")).unwrap();
     let last = wake_req["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
     assert!(last.contains("42 is the answer") && last.contains("[runtime"), "{last}");
-    let tasks = until(&mut c, "tasks.list", json!({}), |v| v["tasks"][0]["deliveryStatus"] == "session_queued").await;
+    let tasks = c.until("tasks.list", json!({}), |v| v["tasks"][0]["deliveryStatus"] == "session_queued").await;
     let t = &tasks["tasks"][0];
     assert_eq!((t["kind"].as_str(), t["status"].as_str()), (Some("subagent"), Some("completed")));
     assert_eq!(t["sessionKey"], "agent:main:telegram:group:77");
     let child = t["childSessionKey"].as_str().unwrap().to_string();
     assert!(child.starts_with("agent:main:subagent:"));
     // A one-shot child session is removed after its announce.
-    until(&mut c, "sessions.list", json!({}), |v| {
+    c.until("sessions.list", json!({}), |v| {
         v["sessions"].as_array().unwrap().iter().all(|s| s["key"] != child.as_str())
     })
     .await;
@@ -145,7 +133,7 @@ async fn subagents_are_bounded_and_stopped_with_their_requester() {
     let gw = TestGateway::start_with(Some(&config(&mock))).await;
     let (mut c, _) = connect_cli(&gw.url()).await;
     c.call("chat.send", json!({"sessionKey": "agent:main:main", "message": "go", "idempotencyKey": "s1"})).await;
-    until(&mut c, "tasks.list", json!({"status": "running"}), |v| {
+    c.until("tasks.list", json!({"status": "running"}), |v| {
         v["tasks"].as_array().unwrap().iter().any(|t| t["kind"] == "subagent")
     })
     .await;
@@ -198,10 +186,11 @@ async fn tasks_lost_with_the_previous_process_are_marked_and_reported() {
     let got = c.call("tasks.get", json!({"taskId": t.task_id})).await;
     assert_eq!(got["task"]["status"], "failed");
     assert!(got["task"]["error"].as_str().unwrap().starts_with("lost"), "{got}");
-    let history = until(&mut c, "chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
-        v["messages"].as_array().unwrap().len() == 2
-    })
-    .await;
+    let history = c
+        .until("chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
+            v["messages"].as_array().unwrap().len() == 2
+        })
+        .await;
     assert_eq!(history["messages"][1]["content"][0]["text"], "Sorry: the research task was lost in a restart.");
     assert!(history["messages"][0]["content"][0]["text"]
         .as_str()
@@ -238,9 +227,9 @@ async fn the_sweeper_marks_a_task_whose_run_vanished_as_lost_and_tells_the_reque
             1,
         )
         .unwrap();
-    let got = until(&mut c, "tasks.get", json!({"taskId": t.task_id}), |v| v["task"]["status"] == "failed").await;
+    let got = c.until("tasks.get", json!({"taskId": t.task_id}), |v| v["task"]["status"] == "failed").await;
     assert!(got["task"]["error"].as_str().unwrap().starts_with("lost"));
-    until(&mut c, "chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
+    c.until("chat.history", json!({"sessionKey": "agent:main:main"}), |v| {
         v["messages"].as_array().unwrap().iter().any(|m| m["content"][0]["text"] == "That job vanished, sorry.")
     })
     .await;
@@ -270,14 +259,15 @@ async fn fan_out_and_depth_limits_are_enforced_and_announce_skip_stays_silent() 
     let gw = TestGateway::start_with(Some(&cfg)).await;
     let (mut c, _) = connect_cli(&gw.url()).await;
     c.call("chat.send", json!({"sessionKey": "agent:main:main", "message": "go", "idempotencyKey": "f1"})).await;
-    let t = until(&mut c, "tasks.list", json!({}), |v| {
-        v["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["kind"] == "subagent" && t["status"] == "completed" && t["deliveryStatus"] != "pending")
-    })
-    .await;
+    let t = c
+        .until("tasks.list", json!({}), |v| {
+            v["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["kind"] == "subagent" && t["status"] == "completed" && t["deliveryStatus"] != "pending")
+        })
+        .await;
     let subs: Vec<&Value> = t["tasks"].as_array().unwrap().iter().filter(|t| t["kind"] == "subagent").collect();
     assert_eq!(subs.len(), 1, "the second spawn was refused: {t}");
     assert_eq!(subs[0]["deliveryStatus"], "not_applicable", "ANNOUNCE_SKIP is not announced");

@@ -8,21 +8,7 @@ use common::*;
 use serde_json::Value;
 
 fn history(d: &Daemon) -> Vec<Value> {
-    let out = d.cli(&[
-        "gateway",
-        "call",
-        "chat.history",
-        "--params",
-        r#"{"sessionKey":"agent:main:main"}"#,
-        "--json",
-        "--url",
-        &d.url,
-        "--token",
-        &d.token,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    v["messages"].as_array().unwrap().clone()
+    d.call_json("chat.history", r#"{"sessionKey":"agent:main:main"}"#)["messages"].as_array().unwrap().clone()
 }
 
 fn texts(msgs: &[Value]) -> Vec<String> {
@@ -83,16 +69,10 @@ fn kill_9_keeps_every_finished_turn_and_skips_a_torn_line() {
     assert_eq!(texts(&msgs[7..]), ["after the crash", "MOCK-REPLY 5"]);
 }
 
-fn call_json(d: &Daemon, method: &str, params: &str) -> Value {
-    let out = d.cli(&["gateway", "call", method, "--params", params, "--json", "--url", &d.url, "--token", &d.token]);
-    assert!(out.status.success(), "{method}: {}", stderr(&out));
-    serde_json::from_str(&stdout(&out)).unwrap()
-}
-
 fn poll(d: &Daemon, method: &str, params: &str, ok: &dyn Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let v = call_json(d, method, params);
+        let v = d.call_json(method, params);
         if ok(&v) {
             return v;
         }
@@ -121,7 +101,7 @@ fn kill_9_with_100_running_tasks_leaves_none_running_and_tells_every_requester()
     let d = Daemon::start(&[], Some(&config));
     for i in 0..N {
         let params = format!(r#"{{"sessionKey":"agent:main:s{i}","message":"VIDEO {i}","idempotencyKey":"v{i}"}}"#);
-        call_json(&d, "chat.send", &params);
+        d.call_json("chat.send", &params);
     }
     poll(&d, "tasks.list", r#"{"status":"running","limit":500}"#, &|v| v["tasks"].as_array().unwrap().len() == N);
     let token = d.token.clone();
@@ -132,9 +112,9 @@ fn kill_9_with_100_running_tasks_leaves_none_running_and_tells_every_requester()
     }
     let restarted = Instant::now();
     let d = Daemon::start_in(dir, &["--token", &token], Some(&config));
-    let running = call_json(&d, "tasks.list", r#"{"status":["queued","running"],"limit":500}"#);
+    let running = d.call_json("tasks.list", r#"{"status":["queued","running"],"limit":500}"#);
     assert_eq!(running["tasks"], serde_json::json!([]), "nothing is left running after the restart");
-    let failed = call_json(&d, "tasks.list", r#"{"status":"failed","limit":500}"#);
+    let failed = d.call_json("tasks.list", r#"{"status":"failed","limit":500}"#);
     assert_eq!(failed["tasks"].as_array().unwrap().len(), N);
     assert!(failed["tasks"].as_array().unwrap().iter().all(|t| t["error"].as_str().unwrap().starts_with("lost")));
     // Every requester hears about its task exactly once, in its own session.

@@ -213,18 +213,6 @@ fn openclaw_tui_connects_shows_history_and_completes_a_turn() {
     Command::new("tmux").args(["send-keys", "-t", &name, "hello from the tui", "Enter"]).status().unwrap();
     let pane = pane_until(&name, &|p| p.contains("TUI turn answered") && p.contains("idle"));
     assert!(pane.contains("hello from the tui"), "{pane}");
-    let history = d.cli(&[
-        "gateway",
-        "call",
-        "chat.history",
-        "--params",
-        r#"{"sessionKey":"agent:main:main"}"#,
-        "--json",
-        "--url",
-        &d.url,
-        "--token",
-        &d.token,
-    ]);
-    let v: Value = serde_json::from_str(&stdout(&history)).unwrap();
+    let v = d.call_json("chat.history", r#"{"sessionKey":"agent:main:main"}"#);
     assert_eq!(v["messages"].as_array().unwrap().len(), 4);
 }

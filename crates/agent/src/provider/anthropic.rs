@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    incomplete, is_overflow, read_sse, send, ModelRequest, ModelResponse, ProviderError, ResolvedModel, StreamDelta,
+    incomplete, is_overflow, read_sse, response, send, tool_arguments, ModelRequest, ModelResponse, ProviderError,
+    ResolvedModel, StreamDelta,
 };
 use crate::message::{Block, Message, StopReason, Usage};
 
@@ -188,14 +189,7 @@ pub(super) async fn call(
         .filter_map(|p| match p {
             Partial::Text(text) if !text.is_empty() => Some(Block::Text { text }),
             Partial::Thinking(thinking) if !thinking.is_empty() => Some(Block::Thinking { thinking }),
-            Partial::Tool { id, name, json } => {
-                let arguments = if json.trim().is_empty() {
-                    json!({})
-                } else {
-                    serde_json::from_str(&json).unwrap_or(Value::String(json))
-                };
-                Some(Block::ToolCall { id, name, arguments })
-            }
+            Partial::Tool { id, name, json } => Some(Block::ToolCall { id, name, arguments: tool_arguments(json) }),
             _ => None,
         })
         .collect();
@@ -204,14 +198,5 @@ pub(super) async fn call(
         Some("max_tokens") => StopReason::Length,
         _ => StopReason::Stop,
     };
-    let message = Message::Assistant {
-        content,
-        provider: model.provider.clone(),
-        model: model.model.clone(),
-        usage,
-        stop_reason,
-        error_message: None,
-        timestamp: crate::now_ms(),
-    };
-    Ok(ModelResponse { message, usage, stop_reason })
+    Ok(response(model, content, usage, stop_reason))
 }

@@ -199,6 +199,35 @@ pub async fn stream_call(
     }
 }
 
+/// Streamed tool-call arguments as JSON: `{}` when empty; unparseable text is passed on as a string
+/// so the tool reports the problem to the model.
+fn tool_arguments(raw: String) -> Value {
+    if raw.trim().is_empty() {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_str(&raw).unwrap_or(Value::String(raw))
+    }
+}
+
+/// The response of a finished call of `model`.
+fn response(
+    model: &ResolvedModel,
+    content: Vec<crate::message::Block>,
+    usage: Usage,
+    stop_reason: StopReason,
+) -> ModelResponse {
+    let message = Message::Assistant {
+        content,
+        provider: model.provider.clone(),
+        model: model.model.clone(),
+        usage,
+        stop_reason,
+        error_message: None,
+        timestamp: crate::now_ms(),
+    };
+    ModelResponse { message, usage, stop_reason }
+}
+
 /// Send a request and turn a non-2xx answer into the matching error.
 async fn send(
     model: &ResolvedModel,

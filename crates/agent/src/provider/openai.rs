@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    incomplete, is_overflow, read_sse, send, ModelRequest, ModelResponse, ProviderError, ResolvedModel, StreamDelta,
+    incomplete, is_overflow, read_sse, response, send, tool_arguments, ModelRequest, ModelResponse, ProviderError,
+    ResolvedModel, StreamDelta,
 };
 use crate::message::{Block, Message, StopReason, Usage};
 
@@ -154,12 +155,7 @@ pub(super) async fn call(
         content.push(Block::Text { text });
     }
     for (i, c) in calls {
-        let arguments = if c.arguments.trim().is_empty() {
-            json!({})
-        } else {
-            // Unparseable arguments are passed on as a string; the tool reports the problem.
-            serde_json::from_str(&c.arguments).unwrap_or(Value::String(c.arguments))
-        };
+        let arguments = tool_arguments(c.arguments);
         let id = if c.id.is_empty() { format!("call_{i}") } else { c.id };
         content.push(Block::ToolCall { id, name: c.name, arguments });
     }
@@ -169,14 +165,5 @@ pub(super) async fn call(
         _ if has_calls => StopReason::ToolUse,
         _ => StopReason::Stop,
     };
-    let message = Message::Assistant {
-        content,
-        provider: model.provider.clone(),
-        model: model.model.clone(),
-        usage,
-        stop_reason,
-        error_message: None,
-        timestamp: crate::now_ms(),
-    };
-    Ok(ModelResponse { message, usage, stop_reason })
+    Ok(response(model, content, usage, stop_reason))
 }

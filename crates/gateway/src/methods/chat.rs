@@ -188,51 +188,51 @@ pub fn agent(state: &Arc<GatewayState>, ctx: &CallContext<'_>, params: Option<&V
             ..Default::default()
         },
     );
-    let task_id = task.map(|t| t.task_id);
+    let reply = AgentReply { state: state.clone(), task_id: task.map(|t| t.task_id), id, outbound };
     let st = state.clone();
     tokio::spawn(async move {
         // Commands (`/new`, `/status`, …) answer without the model.
         match commands::run(&st, &spec, "agent").await {
             Ok(Some(CommandReply { text, then_run: None })) => {
-                let result = json!({"runId": spec.run_id, "status": "ok", "payloads": [{"text": text, "mediaUrl": null}], "meta": {}});
-                finish_agent_task(&st, task_id.as_deref(), &result);
-                let _ = outbound.send_text(agent_final(&id, &result));
+                reply.send(&json!({"runId": spec.run_id, "status": "ok", "payloads": [{"text": text, "mediaUrl": null}], "meta": {}}));
             }
-            Ok(reply) => {
-                let message = reply.and_then(|r| r.then_run).unwrap_or(spec.message.clone());
-                let out = outbound.clone();
-                let id2 = id.clone();
-                let (st2, task2) = (st.clone(), task_id.clone());
-                if let Err(e) = runs::start(&st, RunSpec { message, ..spec }, move |result| {
-                    finish_agent_task(&st2, task2.as_deref(), result);
-                    let _ = out.send_text(agent_final(&id2, result));
-                }) {
-                    let result = json!({"runId": run_id, "status": "error", "error": e.message});
-                    finish_agent_task(&st, task_id.as_deref(), &result);
-                    let _ = outbound.send_text(agent_final(&id, &result));
+            Ok(command) => {
+                let message = command.and_then(|r| r.then_run).unwrap_or(spec.message.clone());
+                let on_done = reply.clone();
+                if let Err(e) = runs::start(&st, RunSpec { message, ..spec }, move |result| on_done.send(result)) {
+                    reply.send(&json!({"runId": run_id, "status": "error", "error": e.message}));
                 }
             }
-            Err(e) => {
-                let result = json!({"runId": run_id, "status": "error", "error": e.message});
-                finish_agent_task(&st, task_id.as_deref(), &result);
-                let _ = outbound.send_text(agent_final(&id, &result));
-            }
+            Err(e) => reply.send(&json!({"runId": run_id, "status": "error", "error": e.message})),
         }
     });
     Ok(accepted)
 }
 
-/// End the task record of an `agent` call by its result.
-fn finish_agent_task(state: &GatewayState, task_id: Option<&str>, result: &Value) {
-    let Some(task_id) = task_id else { return };
-    let status = match result["status"].as_str() {
-        Some("ok") => homarus_store::TaskStatus::Succeeded,
-        Some("aborted") => homarus_store::TaskStatus::Cancelled,
-        _ if result["error"].as_str().is_some_and(|e| e.contains("timed out")) => homarus_store::TaskStatus::TimedOut,
-        _ => homarus_store::TaskStatus::Failed,
-    };
-    let text = result["text"].as_str().map(str::to_string);
-    crate::background::finish_task(state, task_id, status, text, result["error"].as_str().map(str::to_string));
+/// The second answer of an `agent` call: its task record ends and the final frame goes out.
+#[derive(Clone)]
+struct AgentReply {
+    state: Arc<GatewayState>,
+    task_id: Option<String>,
+    id: String,
+    outbound: crate::outbound::Outbound,
+}
+
+impl AgentReply {
+    fn send(&self, result: &Value) {
+        if let Some(task_id) = &self.task_id {
+            let status = crate::background::task_status_of(result);
+            let text = result["text"].as_str().map(str::to_string);
+            crate::background::finish_task(
+                &self.state,
+                task_id,
+                status,
+                text,
+                result["error"].as_str().map(str::to_string),
+            );
+        }
+        let _ = self.outbound.send_text(agent_final(&self.id, result));
+    }
 }
 
 /// `agent.wait`: `{runId, timeoutMs?}` → the run's result, or `status: "timeout"`.

@@ -9,8 +9,6 @@ use serde_json::{json, Map, Value};
 use homarus_protocol::{ErrorShape, Scope};
 use homarus_store::read_transcript;
 
-use homarus_hooks::SessionEndReason;
-
 use super::params_schema::validate;
 use super::store_error;
 use crate::lifecycle;
@@ -266,11 +264,8 @@ pub fn delete(state: &GatewayState, params: Option<&Value>) -> Result<Value, Err
     let svc = service(state);
     svc.get_expected(key, s(&p, "expectedSessionId"))?;
     let delete_transcript = p.get("deleteTranscript").and_then(Value::as_bool).unwrap_or(false);
-    let retired = svc.delete(key, !delete_transcript, now_ms())?;
-    let archived = retired.archived.as_ref().map(|a| a.display().to_string());
-    lifecycle::ended(state, &retired.previous, SessionEndReason::Deleted, archived.as_deref(), None);
+    let retired = lifecycle::delete_session(state, key, !delete_transcript)?;
     tracing::info!(key, session = %retired.previous.session_id, "session deleted");
-    changed(state, "delete", key, &retired.previous.agent_id, None);
     Ok(json!({
         "ok": true,
         "key": key,

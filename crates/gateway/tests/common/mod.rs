@@ -219,6 +219,19 @@ impl Client {
         }
     }
 
+    /// Call `method` until its payload satisfies `ok` (bounded: 20 s); returns that payload.
+    pub async fn until(&mut self, method: &str, params: Value, ok: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.call(method, params.clone()).await;
+            if ok(&v) {
+                return v;
+            }
+            assert!(std::time::Instant::now() < deadline, "{method} never satisfied: {v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A successful call's payload.
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
         let res = self.request(method, params).await;

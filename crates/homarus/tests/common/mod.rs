@@ -97,6 +97,24 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// `homarus gateway call <method> --params <params> --json` against this gateway; the payload.
+    pub fn call_json(&self, method: &str, params: &str) -> serde_json::Value {
+        let out = self.cli(&[
+            "gateway",
+            "call",
+            method,
+            "--params",
+            params,
+            "--json",
+            "--url",
+            &self.url,
+            "--token",
+            &self.token,
+        ]);
+        assert!(out.status.success(), "{method}: {}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    }
+
     /// `kill -9` the gateway and hand back its state folder.
     pub fn kill_9(mut self) -> tempfile::TempDir {
         self.signal(9);
