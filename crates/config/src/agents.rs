@@ -129,6 +129,12 @@ pub struct AgentSettings {
     /// Display name (entries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The agent that answers when no binding matches (entries; else the first entry, else `main`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<bool>,
+    /// Group chats: this agent's mention patterns (replace `messages.groupChat.mentionPatterns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_chat: Option<GroupChatConfig>,
     /// Model and fallbacks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelSelection>,
@@ -241,7 +247,23 @@ pub struct MessagesConfig {
     /// What happens to a message that arrives while the session is busy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueConfig>,
-    /// Other OpenClaw `messages` keys (group chat, TTS, …). Accepted; not used by Homarus yet.
+    /// Group chats: the patterns that count as mentioning the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_chat: Option<GroupChatConfig>,
+    /// Other OpenClaw `messages` keys (TTS, visible replies, …). Accepted; not used by Homarus yet.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// `messages.groupChat` (and `agents.entries.<id>.groupChat`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupChatConfig {
+    /// Regular expressions (case-insensitive) that count as a mention when the channel has no native
+    /// mention, e.g. `["\\b@?homarus\\b"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mention_patterns: Option<Vec<String>>,
+    /// Other OpenClaw group-chat keys (`visibleReplies`, `historyLimit`, …). Accepted; not used.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }

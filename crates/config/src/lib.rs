@@ -5,6 +5,7 @@
 //! config file loads unchanged. Sections OpenClaw has that Homarus does not implement yet are accepted
 //! and reported as warnings, never silently dropped; keys OpenClaw does not have are errors.
 mod agents;
+mod channels;
 mod edit;
 mod error;
 mod load;
@@ -14,6 +15,7 @@ mod schema;
 mod session;
 
 pub use agents::*;
+pub use channels::*;
 pub use edit::{merge_patch, redact, restore_redacted, set_path, unset_path, write_atomic, REDACTED};
 pub use error::ConfigError;
 pub use load::{content_hash, load_file, parse_json5, parse_str, LoadedConfig};

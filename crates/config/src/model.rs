@@ -38,21 +38,21 @@ pub struct HomarusConfig {
     /// Agents: `agents.defaults` and per-agent `agents.entries.<id>`.
     #[serde(default, skip_serializing_if = "crate::session::is_default")]
     pub agents: crate::agents::AgentsConfig,
-    /// Routing bindings. Accepted; not yet used by Homarus.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bindings: Option<Value>,
+    /// Routing bindings: which agent answers which channel, account or conversation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bindings: Vec<crate::channels::Binding>,
     /// Session reset policies and store maintenance; scoping keys are accepted for later.
     #[serde(default, skip_serializing_if = "crate::session::is_default")]
     pub session: crate::session::SessionConfig,
     /// Message handling: the queue for messages that arrive while a session is busy.
     #[serde(default, skip_serializing_if = "crate::session::is_default")]
     pub messages: crate::agents::MessagesConfig,
-    /// Slash-command policy. Accepted; not yet used by Homarus.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commands: Option<Value>,
-    /// Chat channels (`channels.<id>`). Accepted; used once channels land.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channels: Option<Value>,
+    /// Slash-command policy: who may run privileged commands from a channel.
+    #[serde(default, skip_serializing_if = "crate::session::is_default")]
+    pub commands: crate::channels::CommandsConfig,
+    /// Chat channels (`channels.<id>`: `telegram`, `matrix`, `irc`, `qa-channel`) and their accounts.
+    #[serde(default, skip_serializing_if = "crate::session::is_default")]
+    pub channels: crate::channels::ChannelsConfig,
     /// Tools: media generation completion delivery; other OpenClaw tool policy keys are accepted.
     #[serde(default, skip_serializing_if = "crate::session::is_default")]
     pub tools: crate::agents::ToolsConfig,
@@ -526,6 +526,15 @@ impl HomarusConfig {
         let mut out: Vec<String> = self.agents.unimplemented_keys();
         out.extend(self.models.unimplemented_keys());
         out.extend(self.messages.extra.keys().map(|k| format!("messages.{k}")));
+        if let Some(g) = &self.messages.group_chat {
+            out.extend(g.extra.keys().map(|k| format!("messages.groupChat.{k}")));
+        }
+        out.extend(self.channels.unimplemented_keys());
+        out.extend(self.commands.extra.keys().map(|k| format!("commands.{k}")));
+        for (i, b) in self.bindings.iter().enumerate() {
+            out.extend(b.extra.keys().map(|k| format!("bindings[{i}].{k}")));
+            out.extend(b.matches.extra.keys().map(|k| format!("bindings[{i}].match.{k}")));
+        }
         out.extend(self.tools.extra.keys().map(|k| format!("tools.{k}")));
         if let Some(h) = &self.gateway.http {
             out.extend(h.extra.keys().map(|k| format!("gateway.http.{k}")));
@@ -537,9 +546,6 @@ impl HomarusConfig {
             ("env", &self.env),
             ("secrets", &self.secrets),
             ("auth", &self.auth),
-            ("bindings", &self.bindings),
-            ("commands", &self.commands),
-            ("channels", &self.channels),
             ("skills", &self.skills),
             ("cron", &self.cron),
             ("memory", &self.memory),
@@ -568,10 +574,7 @@ impl HomarusConfig {
         let se = &self.session;
         let sess: &[(&'static str, &Option<Value>)] = &[
             ("session.scope", &se.scope),
-            ("session.dmScope", &se.dm_scope),
-            ("session.groupScope", &se.group_scope),
             ("session.notifyOnCreate", &se.notify_on_create),
-            ("session.identityLinks", &se.identity_links),
             ("session.resetTriggers", &se.reset_triggers),
             ("session.threadBindings", &se.thread_bindings),
             ("session.sharing", &se.sharing),

@@ -45,21 +45,24 @@ pub struct SessionConfig {
     /// Store maintenance: pruning of old sessions and a cap on their number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<MaintenanceConfig>,
-    /// Group-chat session scope. Accepted; used once channels land.
+    /// `per-sender` (default) or `global` (one session for everything). Accepted; only `per-sender` is
+    /// implemented.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<Value>,
-    /// Direct-message session scope (`main`, `per-peer`, …). Accepted; used once channels land.
+    /// Direct-message session scope: `main` (default: every DM shares the agent's main session),
+    /// `per-peer`, `per-channel-peer`, `per-account-channel-peer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dm_scope: Option<Value>,
-    /// Group session scope. Accepted; used once channels land.
+    pub dm_scope: Option<DmScope>,
+    /// Group session scope: `per-group` (default: one session per group/room) or `main`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_scope: Option<Value>,
+    pub group_scope: Option<GroupScope>,
     /// Notify the main session about new sessions. Accepted; not yet used by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_on_create: Option<Value>,
-    /// Cross-channel identity links. Accepted; used once channels land.
+    /// Cross-channel identity links: canonical id → `["<channel>:<peerId>", …]`; a linked peer's DM
+    /// session uses the canonical id (not with `dmScope: main`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identity_links: Option<Value>,
+    pub identity_links: Option<BTreeMap<String, Vec<String>>>,
     /// Extra reset trigger phrases. Accepted; used once chat commands land.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_triggers: Option<Value>,
@@ -78,6 +81,32 @@ pub struct SessionConfig {
     /// Accepted and ignored, as in OpenClaw (the main session suffix is always `main`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub main_key: Option<Value>,
+}
+
+/// `session.dmScope`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DmScope {
+    /// Every DM goes to `agent:<id>:main`.
+    #[default]
+    Main,
+    /// `agent:<id>:direct:<peer>`.
+    PerPeer,
+    /// `agent:<id>:<channel>:direct:<peer>`.
+    PerChannelPeer,
+    /// `agent:<id>:<channel>:<account>:direct:<peer>`.
+    PerAccountChannelPeer,
+}
+
+/// `session.groupScope`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupScope {
+    /// One session per group/room (`agent:<id>:<channel>:group:<id>`).
+    #[default]
+    PerGroup,
+    /// Groups share the agent's main session (replies still go to the group).
+    Main,
 }
 
 /// One reset policy (`session.reset`, `session.resetByType.*`, `session.resetByChannel.*`).
