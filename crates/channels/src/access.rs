@@ -31,7 +31,7 @@ pub struct AccessContext<'a> {
     /// Mention patterns of the agent that would answer.
     pub mention_patterns: &'a [Regex],
     /// Normalise an id for comparison (the channel's rule).
-    pub normalize: &'a dyn Fn(&str) -> String,
+    pub normalize: &'a (dyn Fn(&str) -> String + Sync),
 }
 
 /// Decide what happens to `msg` under `settings`.
@@ -77,10 +77,8 @@ fn admit_group(msg: &InboundMessage, settings: &ChannelSettings, cx: &AccessCont
     if entry.and_then(|e| e.enabled) == Some(false) {
         return Admission::Drop("group-disabled");
     }
-    let sender_list: Option<Vec<IdEntry>> = entry
-        .and_then(|e| e.allow_from.clone())
-        .or_else(|| settings.group_allow_from.clone())
-        .or_else(|| {
+    let sender_list: Option<Vec<IdEntry>> =
+        entry.and_then(|e| e.allow_from.clone()).or_else(|| settings.group_allow_from.clone()).or_else(|| {
             let concrete: Vec<IdEntry> =
                 settings.allow_from.iter().flatten().filter(|e| e.as_text().trim() != "*").cloned().collect();
             (!concrete.is_empty()).then_some(concrete)
@@ -117,12 +115,13 @@ fn sender_listed(msg: &InboundMessage, list: &[IdEntry], settings: &ChannelSetti
     })
 }
 
-/// Whether `msg` addresses the bot: a native mention, a reply to the bot, a command, or a match of
-/// one of the mention patterns.
+/// Whether `msg` addresses the bot: a native mention, a reply to the bot, a command (native or
+/// `/text`), or a match of one of the mention patterns.
 pub fn is_mentioned(msg: &InboundMessage, patterns: &[Regex]) -> bool {
     msg.mentioned
         || msg.reply_to.as_ref().is_some_and(|r| r.to_bot)
         || msg.native_command.is_some()
+        || msg.text.trim_start().starts_with('/')
         || patterns.iter().any(|p| p.is_match(&msg.text))
 }
 
@@ -147,7 +146,7 @@ pub fn is_owner(
     owners: &[String],
     channel: &str,
     sender: &str,
-    normalize: &dyn Fn(&str) -> String,
+    normalize: &(dyn Fn(&str) -> String + Sync),
 ) -> bool {
     let sender = normalize(sender);
     match owner_allow_from {

@@ -138,11 +138,11 @@ fn inline(s: &str, markup: Markup) -> String {
                 continue;
             }
         }
-        if rest.starts_with("**") {
-            if let Some(end) = rest[2..].find("**").filter(|&e| e > 0) {
-                let inner = inline(&rest[2..2 + end], markup);
+        if let Some(body) = rest.strip_prefix("**") {
+            if let Some(end) = body.find("**").filter(|&e| e > 0) {
+                let inner = inline(&body[..end], markup);
                 out.push_str(&if markup == Markup::Html { format!("<b>{inner}</b>") } else { inner });
-                i += rest[2..2 + end].chars().count() + 4;
+                i += body[..end].chars().count() + 4;
                 continue;
             }
         }

@@ -47,16 +47,12 @@ impl Channel for Irc {
 
     fn start(&self, io: AccountIo) -> Result<AccountTask, ChannelError> {
         let s = &io.settings;
-        let host = s
-            .host
-            .clone()
-            .or_else(|| env_default(&io.account_id, "IRC_HOST"))
-            .ok_or_else(|| ChannelError::Config(format!("channels.{ID}.host is required (account {})", io.account_id)))?;
-        let nick = s
-            .nick
-            .clone()
-            .or_else(|| env_default(&io.account_id, "IRC_NICK"))
-            .ok_or_else(|| ChannelError::Config(format!("channels.{ID}.nick is required (account {})", io.account_id)))?;
+        let host = s.host.clone().or_else(|| env_default(&io.account_id, "IRC_HOST")).ok_or_else(|| {
+            ChannelError::Config(format!("channels.{ID}.host is required (account {})", io.account_id))
+        })?;
+        let nick = s.nick.clone().or_else(|| env_default(&io.account_id, "IRC_NICK")).ok_or_else(|| {
+            ChannelError::Config(format!("channels.{ID}.nick is required (account {})", io.account_id))
+        })?;
         if nick.contains([' ', '\r', '\n']) {
             return Err(ChannelError::Config(format!("channels.{ID}.nick {nick:?} is not a valid nick")));
         }
@@ -427,7 +423,10 @@ mod tests {
     fn parses_lines() {
         let l = parse_line(":bob!b@127.0.0.1 PRIVMSG #test :hello there\r\n").unwrap();
         assert_eq!(l.prefix.as_deref(), Some("bob!b@127.0.0.1"));
-        assert_eq!((l.command.as_str(), l.params.clone()), ("PRIVMSG", vec!["#test".to_string(), "hello there".into()]));
+        assert_eq!(
+            (l.command.as_str(), l.params.clone()),
+            ("PRIVMSG", vec!["#test".to_string(), "hello there".into()])
+        );
         let l = parse_line("@time=x :srv 001 bot :Welcome").unwrap();
         assert_eq!(l.command, "001");
         assert_eq!(parse_line("PING :abc").unwrap().params, vec!["abc"]);

@@ -317,12 +317,7 @@ pub trait Channel: Send + Sync {
 
 /// Every built-in channel.
 pub fn builtin() -> Vec<Arc<dyn Channel>> {
-    vec![
-        Arc::new(telegram::Telegram),
-        Arc::new(matrix::Matrix),
-        Arc::new(irc::Irc),
-        Arc::new(qa::QaChannel),
-    ]
+    vec![Arc::new(telegram::Telegram), Arc::new(matrix::Matrix), Arc::new(irc::Irc), Arc::new(qa::QaChannel)]
 }
 
 /// Wait for the next outbound request or shutdown (`None` when the account must stop).
@@ -342,10 +337,7 @@ pub fn refuse_pending(io: &mut AccountIo, channel: &str) {
 
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Truncate `s` to at most `max` bytes at a character boundary (for hostile input).

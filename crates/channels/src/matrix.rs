@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use crate::backoff::Backoff;
 use crate::format::{chunk, render, Markup};
 use crate::{
-    now_ms, set_status, str_of, AccountIo, AccountTask, Channel, ChannelError, ChatKind, InboundMessage,
-    MediaRef, Outbound, Receipt, ReplyRef, Target,
+    now_ms, set_status, str_of, AccountIo, AccountTask, Channel, ChannelError, ChatKind, InboundMessage, MediaRef,
+    Outbound, Receipt, ReplyRef, Target,
 };
 
 /// The `matrix` channel.
@@ -41,7 +41,8 @@ impl Channel for Matrix {
 
     fn start(&self, io: AccountIo) -> Result<AccountTask, ChannelError> {
         let s = &io.settings;
-        let env = |v: &str| (io.account_id == "default").then(|| std::env::var(v).ok()).flatten().filter(|x| !x.is_empty());
+        let env =
+            |v: &str| (io.account_id == "default").then(|| std::env::var(v).ok()).flatten().filter(|x| !x.is_empty());
         let homeserver = s.homeserver.clone().or_else(|| env("MATRIX_HOMESERVER")).ok_or_else(|| {
             ChannelError::Config(format!("channels.{ID}.homeserver is required (account {})", io.account_id))
         })?;
@@ -81,7 +82,13 @@ struct Client {
 }
 
 impl Client {
-    async fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>, timeout: Duration) -> Result<Value, ChannelError> {
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, ChannelError> {
         let mut tries = 0;
         loop {
             let mut rb = self.http.request(method.clone(), format!("{}{path}", self.base)).timeout(timeout);
@@ -96,7 +103,10 @@ impl Client {
                 message: format!("{} {}: {}", method, path.split('?').next().unwrap_or(""), e.without_url()),
             })?;
             let status = resp.status();
-            let bytes = resp.bytes().await.map_err(|e| ChannelError::Transport { channel: ID.into(), message: e.to_string() })?;
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| ChannelError::Transport { channel: ID.into(), message: e.to_string() })?;
             let v: Value = serde_json::from_str(&String::from_utf8_lossy(&bytes)).unwrap_or(Value::Null);
             if status.is_success() {
                 return Ok(v);
@@ -107,24 +117,35 @@ impl Client {
                 tries += 1;
                 continue;
             }
-            let message = format!("{}: {} {}", status, v["errcode"].as_str().unwrap_or(""), v["error"].as_str().unwrap_or(""));
+            let message =
+                format!("{}: {} {}", status, v["errcode"].as_str().unwrap_or(""), v["error"].as_str().unwrap_or(""));
             return Err(ChannelError::Refused { channel: ID.into(), message });
         }
     }
 }
 
-async fn login(client: &mut Client, user: Option<String>, password: Option<String>, device: Option<String>) -> Result<String, ChannelError> {
+async fn login(
+    client: &mut Client,
+    user: Option<String>,
+    password: Option<String>,
+    device: Option<String>,
+) -> Result<String, ChannelError> {
     if client.token.is_empty() {
         let body = json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
                           "password": password, "initial_device_display_name": device.unwrap_or_else(|| "Homarus".into())});
-        let v = client.request(reqwest::Method::POST, "/_matrix/client/v3/login", Some(body), Duration::from_secs(30)).await?;
+        let v = client
+            .request(reqwest::Method::POST, "/_matrix/client/v3/login", Some(body), Duration::from_secs(30))
+            .await?;
         client.token = v["access_token"].as_str().unwrap_or_default().to_string();
         if client.token.is_empty() {
             return Err(ChannelError::Refused { channel: ID.into(), message: "login returned no access token".into() });
         }
     }
-    let who = client.request(reqwest::Method::GET, "/_matrix/client/v3/account/whoami", None, Duration::from_secs(30)).await?;
-    str_of(&who, "user_id").ok_or_else(|| ChannelError::Refused { channel: ID.into(), message: "whoami returned no user_id".into() })
+    let who = client
+        .request(reqwest::Method::GET, "/_matrix/client/v3/account/whoami", None, Duration::from_secs(30))
+        .await?;
+    str_of(&who, "user_id")
+        .ok_or_else(|| ChannelError::Refused { channel: ID.into(), message: "whoami returned no user_id".into() })
 }
 
 async fn run(mut client: Client, user: Option<String>, password: Option<String>, mut io: AccountIo) {
@@ -255,7 +276,15 @@ async fn sync_loop(client: Client, me: String, io: &SyncCtx) {
                 tracing::info!(channel = ID, %room, "invite not joined (channels.matrix.autoJoin)");
                 continue;
             }
-            match client.request(reqwest::Method::POST, &format!("/_matrix/client/v3/rooms/{}/join", seg(room)), Some(json!({})), Duration::from_secs(30)).await {
+            match client
+                .request(
+                    reqwest::Method::POST,
+                    &format!("/_matrix/client/v3/rooms/{}/join", seg(room)),
+                    Some(json!({})),
+                    Duration::from_secs(30),
+                )
+                .await
+            {
                 Ok(_) => {
                     direct.insert(room.clone(), is_direct);
                 }
@@ -308,7 +337,13 @@ async fn room_is_direct(client: &Client, room: &str) -> bool {
     }
 }
 
-fn parse_event(ev: &Value, room: &str, is_direct: bool, me: &str, account: &str) -> Result<Option<InboundMessage>, String> {
+fn parse_event(
+    ev: &Value,
+    room: &str,
+    is_direct: bool,
+    me: &str,
+    account: &str,
+) -> Result<Option<InboundMessage>, String> {
     let sender = str_of(ev, "sender").ok_or("no sender")?;
     let c = &ev["content"];
     // Edits arrive as new events with m.new_content: the original was already answered.
@@ -323,7 +358,11 @@ fn parse_event(ev: &Value, room: &str, is_direct: bool, me: &str, account: &str)
         Some("m.emote") => text = format!("* {text}"),
         Some(kind @ ("m.image" | "m.file" | "m.audio" | "m.video")) => {
             let url = str_of(c, "url").unwrap_or_default();
-            media.push(MediaRef { kind: kind.trim_start_matches("m.").into(), reference: url, name: Some(text.clone()) });
+            media.push(MediaRef {
+                kind: kind.trim_start_matches("m.").into(),
+                reference: url,
+                name: Some(text.clone()),
+            });
         }
         _ => return Ok(None),
     }
@@ -336,7 +375,11 @@ fn parse_event(ev: &Value, room: &str, is_direct: bool, me: &str, account: &str)
     let mentioned = c["m.mentions"]["user_ids"].as_array().is_some_and(|ids| ids.iter().any(|i| i == me))
         || text.contains(me)
         || c["formatted_body"].as_str().is_some_and(|f| f.contains(&format!("matrix.to/#/{me}")))
-        || (!localpart.is_empty() && text.to_lowercase().split(|ch: char| !ch.is_alphanumeric() && ch != '_' && ch != '-').any(|w| w == localpart));
+        || (!localpart.is_empty()
+            && text
+                .to_lowercase()
+                .split(|ch: char| !ch.is_alphanumeric() && ch != '_' && ch != '-')
+                .any(|w| w == localpart));
     Ok(Some(InboundMessage {
         channel: ID.into(),
         account_id: account.into(),
@@ -377,7 +420,9 @@ async fn perform(client: &Client, me: &str, op: Outbound, txn: u64) -> Result<Re
                 if c["m.relates_to"].is_null() {
                     c.as_object_mut().map(|o| o.remove("m.relates_to"));
                 }
-                let v = client.request(reqwest::Method::PUT, &send_path(&target.chat_id, n), Some(c), Duration::from_secs(30)).await?;
+                let v = client
+                    .request(reqwest::Method::PUT, &send_path(&target.chat_id, n), Some(c), Duration::from_secs(30))
+                    .await?;
                 ids.push(str_of(&v, "event_id").unwrap_or_default());
             }
             Ok(Receipt { message_ids: ids })
@@ -387,12 +432,21 @@ async fn perform(client: &Client, me: &str, op: Outbound, txn: u64) -> Result<Re
             let mut c = content(&format!("* {text}"));
             c["m.new_content"] = new;
             c["m.relates_to"] = json!({"rel_type": "m.replace", "event_id": message_id});
-            client.request(reqwest::Method::PUT, &send_path(&target.chat_id, 0), Some(c), Duration::from_secs(30)).await?;
+            client
+                .request(reqwest::Method::PUT, &send_path(&target.chat_id, 0), Some(c), Duration::from_secs(30))
+                .await?;
             Ok(Receipt { message_ids: vec![message_id] })
         }
         Outbound::Typing { target } => {
             let path = format!("/_matrix/client/v3/rooms/{}/typing/{}", seg(&target.chat_id), seg(me));
-            client.request(reqwest::Method::PUT, &path, Some(json!({"typing": true, "timeout": 30000})), Duration::from_secs(30)).await?;
+            client
+                .request(
+                    reqwest::Method::PUT,
+                    &path,
+                    Some(json!({"typing": true, "timeout": 30000})),
+                    Duration::from_secs(30),
+                )
+                .await?;
             Ok(Receipt::default())
         }
     }

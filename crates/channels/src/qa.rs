@@ -151,7 +151,9 @@ async fn poll_loop(
                         return;
                     }
                 }
-                Err(why) => tracing::warn!(channel = ID, account = %bus.account, %why, "skipped a malformed bus message"),
+                Err(why) => {
+                    tracing::warn!(channel = ID, account = %bus.account, %why, "skipped a malformed bus message")
+                }
             }
         }
     }

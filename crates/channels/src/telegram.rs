@@ -121,8 +121,8 @@ impl Api {
         let bytes = resp.bytes().await.map_err(|e| transport(format!("{method}: {}", e.without_url())))?;
         // Invalid UTF-8 from the server is replaced, not fatal: one bad update must not stall the rest.
         let text = String::from_utf8_lossy(&bytes);
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| transport(format!("{method}: HTTP {status}, not JSON ({e})")))?;
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| transport(format!("{method}: HTTP {status}, not JSON ({e})")))?;
         if v["ok"] == true {
             return Ok(v["result"].clone());
         }
@@ -366,18 +366,17 @@ pub(crate) fn parse_update(u: &Value, me: &Me, account: &str) -> Result<Option<I
         }
     });
     // Forum topics are sessions of their own; a plain reply thread in a group is not.
-    let thread_id = if m["is_topic_message"] == true || chat["is_forum"] == true {
-        str_of(m, "message_thread_id")
-    } else {
-        None
-    };
+    let thread_id =
+        if m["is_topic_message"] == true || chat["is_forum"] == true { str_of(m, "message_thread_id") } else { None };
     let mut media = Vec::new();
     if let Some(photos) = m["photo"].as_array() {
         if let Some(id) = photos.last().and_then(|p| str_of(p, "file_id")) {
             media.push(MediaRef { kind: "image".into(), reference: id, name: None });
         }
     }
-    for (key, kind) in [("document", "file"), ("voice", "audio"), ("audio", "audio"), ("video", "video"), ("sticker", "sticker")] {
+    for (key, kind) in
+        [("document", "file"), ("voice", "audio"), ("audio", "audio"), ("video", "video"), ("sticker", "sticker")]
+    {
         if let Some(id) = str_of(&m[key], "file_id") {
             media.push(MediaRef { kind: kind.into(), reference: id, name: str_of(&m[key], "file_name") });
         }
@@ -499,8 +498,14 @@ mod tests {
 
     #[test]
     fn hostile_updates_are_refused_not_fatal() {
-        assert!(parse_update(&json!({"update_id": 3, "message": {"chat": {"id": 1, "type": "private"}, "text": "x"}}), &me(), "a").is_err());
-        assert!(parse_update(&json!({"update_id": 3, "message": {"chat": {"id": 1, "type": "weird"}}}), &me(), "a").is_err());
+        assert!(parse_update(
+            &json!({"update_id": 3, "message": {"chat": {"id": 1, "type": "private"}, "text": "x"}}),
+            &me(),
+            "a"
+        )
+        .is_err());
+        assert!(parse_update(&json!({"update_id": 3, "message": {"chat": {"id": 1, "type": "weird"}}}), &me(), "a")
+            .is_err());
         assert_eq!(parse_update(&json!({"update_id": 4, "poll": {}}), &me(), "a").unwrap(), None);
         let huge = "x".repeat(crate::MAX_INBOUND_TEXT * 2);
         let u = json!({"update_id": 5, "message": {"chat": {"id": 1, "type": "private"}, "from": {"id": 1}, "text": huge, "new_field": {"a": 1}}});

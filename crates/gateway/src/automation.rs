@@ -199,6 +199,7 @@ pub fn run_boot_md(state: &Arc<GatewayState>) {
                 ),
                 timeout: None,
                 expected_session_id: None,
+                deliver: Default::default(),
             };
             if let Err(e) = crate::runs::start(&st, spec, |_| {}) {
                 tracing::warn!(agent = %agent, error = %e.message, "boot-md: cannot start BOOT.md");

@@ -126,10 +126,27 @@ pub fn deliver_completion(state: &Arc<GatewayState>, t: &TaskRecord, text: Strin
     };
     let origin_to = t.requester_origin.as_ref().and_then(|o| o["to"].as_str());
     let kind = completion_chat_type(Some(entry.chat_type.as_str()), &[&requester], origin_to, &[]);
-    // Without a channel origin the requester talks through the gateway's own chat surface, which is
-    // always a route; a channel origin needs its channel (not implemented yet: no route).
-    let has_route = t.requester_origin.is_none();
-    if route(kind, direct, has_route) == CompletionRoute::Direct {
+    // The gateway's own chat surface is always a route; a session that talks through a channel has
+    // its conversation stored (`deliveryContext`), and the send must be accepted by that channel.
+    if route(kind, direct, true) == CompletionRoute::Direct {
+        if let Some(r) = crate::channels::ChannelRoute::of_session(&entry) {
+            let (st, t, r) = (state.clone(), t.clone(), crate::channels::ChannelRoute { reply_to: None, ..r });
+            tokio::spawn(async move {
+                let ledger = Ledger::new(&st.store);
+                match crate::channels::send_text(&st, &r, &text).await {
+                    Ok(Some(_)) => {
+                        let _ = post_to_chat(&st, &entry, &text);
+                        let _ = ledger.delivered(&t, "delivered");
+                    }
+                    outcome => {
+                        let why = outcome.err().unwrap_or_else(|| "cancelled by message_sending".into());
+                        tracing::warn!(task = %t.task_id, channel = %r.channel, error = %why, "direct send failed; waking the requester session instead");
+                        queue_and_wake(&st, &t, &entry, text);
+                    }
+                }
+            });
+            return;
+        }
         match post_to_chat(state, &entry, &text) {
             Ok(()) => {
                 let _ = ledger.delivered(t, "delivered");
@@ -140,9 +157,13 @@ pub fn deliver_completion(state: &Arc<GatewayState>, t: &TaskRecord, text: Strin
             }
         }
     }
-    state.system_events.push(&requester, text);
-    let _ = ledger.delivered(t, "session_queued");
-    wake(state, &requester, &entry.agent_id);
+    queue_and_wake(state, t, &entry, text);
+}
+
+fn queue_and_wake(state: &Arc<GatewayState>, t: &TaskRecord, entry: &homarus_store::SessionRow, text: String) {
+    state.system_events.push(&entry.key, text);
+    let _ = Ledger::new(&state.store).delivered(t, "session_queued");
+    wake(state, &entry.key, &entry.agent_id);
 }
 
 /// A direct send to a session's chat: the text becomes an assistant message in its transcript and a
@@ -191,6 +212,7 @@ pub fn wake(state: &Arc<GatewayState>, session_key: &str, agent_id: &str) {
         ),
         timeout: None,
         expected_session_id: None,
+        deliver: crate::channels::Delivery::LastRoute,
     };
     if let Err(e) = crate::runs::start(state, spec, |_| {}) {
         // Put them back: the next wake or turn takes them.

@@ -7,6 +7,7 @@
 mod auth;
 mod automation;
 mod background;
+mod channels;
 mod commands;
 mod connection;
 mod dedupe;

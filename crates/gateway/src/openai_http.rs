@@ -211,6 +211,7 @@ pub async fn chat_completions(
         extra_system_prompt: (!system.is_empty()).then(|| system.join("\n")),
         timeout: None,
         expected_session_id: None,
+        deliver: Default::default(),
     };
     let stream = req["stream"] == true;
     let include_usage = req["stream_options"]["include_usage"] == true;

@@ -173,15 +173,27 @@ pub(crate) async fn execute(
         Err(e) => return sink.failed(started_at, &e.message),
     };
     sink.session_id = Some(row.session_id.clone());
-    // The gateway's own chat surface is the channel of chat.send/agent messages ("webchat", as OpenClaw).
-    let received = json!({"from": "operator", "content": spec.message, "channelId": "webchat", "metadata": {"runId": spec.run_id}});
+    let channel_id = match &spec.deliver {
+        crate::channels::Delivery::Origin { route, record } => {
+            if *record {
+                crate::channels::record_route(state, &row.key, route);
+            }
+            route.channel.clone()
+        }
+        // The gateway's own chat surface is the channel of chat.send/agent messages ("webchat", as OpenClaw).
+        _ => "webchat".to_string(),
+    };
+    let received = json!({"from": "operator", "content": spec.message, "channelId": channel_id, "metadata": {"runId": spec.run_id}});
     crate::automation::emit_detached(state, crate::automation::event("message", "received", &row.key, received));
     let mut req = match build_request(state, spec, &row).await {
         Ok(mut r) => {
             r.steering = steering;
             r
         }
-        Err(e) => return sink.failed(started_at, &e),
+        Err(e) => {
+            crate::channels::deliver_reply(state, &spec.deliver, &row.key, &format!("⚠️ {e}")).await;
+            return sink.failed(started_at, &e);
+        }
     };
     sink.lifecycle_start(started_at);
     if let Err(reply) = crate::turn_hooks::before_run(state, &mut req).await {
@@ -202,13 +214,20 @@ pub(crate) async fn execute(
     timer.abort();
     crate::lifecycle::record_turn(state, &row, &outcome);
     crate::turn_hooks::agent_end(state, &req, &outcome, crate::state::now_ms() - started_at);
-    if outcome.error.is_none()
+    let visible = outcome.error.is_none()
         && !outcome.aborted
         && !homarus_agent::is_silent(&outcome.text, false)
-        && !outcome.text.is_empty()
-    {
-        let sent = json!({"to": "operator", "content": outcome.text, "success": true, "channelId": "webchat"});
-        crate::automation::emit_detached(state, crate::automation::event("message", "sent", &row.key, sent));
+        && !outcome.text.is_empty();
+    if spec.deliver == crate::channels::Delivery::Operator {
+        if visible {
+            let sent = json!({"to": "operator", "content": outcome.text, "success": true, "channelId": "webchat"});
+            crate::automation::emit_detached(state, crate::automation::event("message", "sent", &row.key, sent));
+        }
+    } else if visible {
+        crate::channels::deliver_reply(state, &spec.deliver, &row.key, &outcome.text).await;
+    } else if let (Some(e), false) = (&outcome.error, outcome.aborted) {
+        // A chat user must not be left without an answer: say the turn failed.
+        crate::channels::deliver_reply(state, &spec.deliver, &row.key, &format!("⚠️ {e}")).await;
     }
     sink.finish(started_at, &outcome, timed_out.then_some(timeout))
 }

@@ -52,6 +52,8 @@ pub struct RunSpec {
     pub timeout: Option<Duration>,
     /// Refuse unless the session still has this id.
     pub expected_session_id: Option<String>,
+    /// Where the final reply goes besides the gateway's own clients.
+    pub deliver: crate::channels::Delivery,
 }
 
 /// A run id waiting for a turn's result, with its callback.

@@ -110,6 +110,7 @@ impl Gateway {
         }));
         // After the plugins, so their session_start handlers see the resumed sessions.
         let resumed = crate::lifecycle::resume_stored(&state);
+        crate::channels::start_all(&state);
         // Nothing runs yet: every task the ledger still calls open was lost with the last process.
         crate::background::reconcile_at_start(&state);
         // Maintenance waits for the resumed session_start calls, so a plugin never hears a
@@ -223,6 +224,12 @@ impl RunningGateway {
             if out.timed_out {
                 return Err(format!("timed out with {} sessions", out.emitted_session_ids.len()));
             }
+            Ok(())
+        });
+        let st = state.clone();
+        // After the drain: replies of runs that finished while closing still reach their chats.
+        seq.push("channels", Duration::from_secs(3), move || async move {
+            st.channels.stop_all().await;
             Ok(())
         });
         let st = state.clone();

@@ -106,6 +106,7 @@ impl SessionTools {
             extra_system_prompt: None,
             timeout: None,
             expected_session_id: None,
+            deliver: Default::default(),
         };
         if let Err(e) = crate::runs::start(&self.state, spec, |_| {}) {
             return ToolOutput::err(format!("cannot send to {key}: {}", e.message));

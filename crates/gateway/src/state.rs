@@ -52,6 +52,10 @@ pub const IMPLEMENTED_METHODS: &[&str] = &[
     "tasks.get",
     "tasks.cancel",
     "wake",
+    "channels.status",
+    "channels.pairing.list",
+    "channels.pairing.approve",
+    "channels.pairing.dismiss",
 ];
 
 /// Every event this gateway emits; advertised as `hello-ok.features.events`.
@@ -141,6 +145,8 @@ pub struct GatewayState {
     pub system_events: crate::background::SystemEvents,
     /// `chat` events of runs someone streams over HTTP, by run id (bounded channels).
     pub run_listeners: Mutex<HashMap<String, tokio::sync::mpsc::Sender<Value>>>,
+    /// Chat channel accounts.
+    pub channels: crate::channels::ChannelManager,
 }
 
 /// What the state is built from (everything [`crate::Gateway::start`] resolved).
@@ -205,6 +211,7 @@ impl GatewayState {
             runs: Arc::new(crate::runs::Runs::new(max_concurrent)),
             system_events: Default::default(),
             run_listeners: Mutex::new(HashMap::new()),
+            channels: Default::default(),
         }
     }
 

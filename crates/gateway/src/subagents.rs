@@ -142,6 +142,7 @@ pub async fn spawn(state: &Arc<GatewayState>, parent_key: &str, parent_agent: &s
         )),
         timeout: args["runTimeoutSeconds"].as_u64().filter(|t| *t > 0).map(Duration::from_secs),
         expected_session_id: None,
+        deliver: Default::default(),
     };
     crate::background::start_task(state, &record.task_id);
     let st = state.clone();

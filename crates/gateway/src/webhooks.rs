@@ -152,6 +152,7 @@ async fn agent_hook(
         extra_system_prompt: None,
         timeout: p["timeoutSeconds"].as_u64().filter(|t| *t > 0).map(Duration::from_secs),
         expected_session_id: None,
+        deliver: Default::default(),
     };
     let deliver = p["deliver"].as_bool().unwrap_or(true);
     let (tx, rx) = oneshot::channel::<Value>();

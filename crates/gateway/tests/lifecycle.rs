@@ -37,6 +37,7 @@ async fn the_close_sequence_has_named_steps() {
             "gateway:shutdown",
             "agent-runs",
             "session-end-drain",
+            "channels",
             "broadcast-shutdown",
             "close-clients",
             "plugins",

@@ -198,7 +198,11 @@ impl Store {
     }
 
     /// Dismiss a request without approving it (the sender may ask again).
-    pub fn channel_pairing_reject(&self, channel: &str, code: &str) -> Result<Option<ChannelPairingRequest>, StoreError> {
+    pub fn channel_pairing_reject(
+        &self,
+        channel: &str,
+        code: &str,
+    ) -> Result<Option<ChannelPairingRequest>, StoreError> {
         let conn = self.conn();
         let req = conn
             .query_row(
@@ -247,7 +251,9 @@ mod tests {
             format!("CODE{:04}", n.get())
         };
         let meta = serde_json::json!({"name": "alice"});
-        let ask = |sender: &str, now: i64| s.channel_pairing_ask(("telegram", "default", sender), &meta, now, 1000, 3, code).unwrap();
+        let ask = |sender: &str, now: i64| {
+            s.channel_pairing_ask(("telegram", "default", sender), &meta, now, 1000, 3, code).unwrap()
+        };
         assert_eq!(ask("1", 0), PairingAsk::Created("CODE0001".into()));
         assert_eq!(ask("1", 10), PairingAsk::Pending("CODE0001".into()));
         assert!(matches!(ask("2", 10), PairingAsk::Created(_)));
@@ -261,7 +267,10 @@ mod tests {
         let (_, owner) = s.channel_pairing_approve("telegram", "CODE0002", None, 20).unwrap().unwrap();
         assert!(!owner);
         let allowed = s.channel_allowed("telegram", "default").unwrap();
-        assert_eq!(allowed.iter().map(|a| (a.sender_id.as_str(), a.owner)).collect::<Vec<_>>(), vec![("1", true), ("2", false)]);
+        assert_eq!(
+            allowed.iter().map(|a| (a.sender_id.as_str(), a.owner)).collect::<Vec<_>>(),
+            vec![("1", true), ("2", false)]
+        );
         // expiry frees a slot
         assert!(s.channel_pairing_list(None, None, 2000).unwrap().is_empty());
         assert!(matches!(ask("4", 2000), PairingAsk::Created(_)));

@@ -56,16 +56,14 @@ pub(super) async fn serve(
         }
     };
     let url = settings.webhook_url.clone().unwrap_or_default();
-    let body = json!({"url": url, "secret_token": secret, "allowed_updates": ["message", "edited_message", "channel_post"]});
+    let body =
+        json!({"url": url, "secret_token": secret, "allowed_updates": ["message", "edited_message", "channel_post"]});
     if let Err(e) = api.call("setWebhook", body).await {
         set_status(&status, |s| s.last_error = Some(e.to_string()));
         tracing::error!(channel = ID, %account, error = %e, "setWebhook failed");
     }
     let hook = Hook { me, account, secret, tx, status };
-    let app = Router::new()
-        .route(&path, post(receive))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(hook);
+    let app = Router::new().route(&path, post(receive)).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(hook);
     let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
     if let Err(e) = served.await {
         tracing::error!(channel = ID, error = %e, "the Telegram webhook server failed");

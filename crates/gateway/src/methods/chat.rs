@@ -62,6 +62,7 @@ pub async fn send(
         extra_system_prompt: None,
         timeout: None,
         expected_session_id: s(&p, "sessionId").map(str::to_string),
+        deliver: Default::default(),
     };
     if let Some(reply) = commands::run(state, &spec, "chat.send").await? {
         responder(ctx)?.send_now(&ack);
@@ -164,6 +165,7 @@ pub fn agent(state: &Arc<GatewayState>, ctx: &CallContext<'_>, params: Option<&V
         extra_system_prompt: s(&p, "extraSystemPrompt").map(str::to_string),
         timeout: p.get("timeout").and_then(Value::as_u64).filter(|t| *t > 0).map(Duration::from_secs),
         expected_session_id: s(&p, "expectedExistingSessionId").map(str::to_string),
+        deliver: Default::default(),
     };
     let accepted =
         json!({"runId": run_id, "sessionKey": key, "agentId": agent_id, "status": "accepted", "acceptedAt": now_ms()});

@@ -1,4 +1,5 @@
 //! RPC methods: the dispatcher (unknown-method and scope checks) and one module per family.
+mod channels;
 mod chat;
 mod config;
 mod devices;
@@ -121,6 +122,10 @@ async fn run(
         "tasks.get" => tasks::get(state, params),
         "tasks.cancel" => tasks::cancel(state, params),
         "wake" => tasks::wake(state, params),
+        "channels.status" => Ok(channels::status(state)),
+        "channels.pairing.list" => channels::pairing_list(state, params),
+        "channels.pairing.approve" => channels::pairing_approve(state, params).await,
+        "channels.pairing.dismiss" => channels::pairing_dismiss(state, params),
         "sessions.subscribe" => Ok(json!({"ok": true})),
         "health" => Ok(info::health(state)),
         "status" => Ok(info::status(state)),
