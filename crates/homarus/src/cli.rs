@@ -41,6 +41,12 @@ pub enum Command {
     /// Background tasks: list, show, cancel.
     #[command(subcommand)]
     Tasks(TasksCmd),
+    /// Chat channels: status of every account.
+    #[command(subcommand)]
+    Channels(crate::channels_cmd::ChannelsCmd),
+    /// DM pairing of chat channels: list, approve, reject.
+    #[command(subcommand)]
+    Pairing(crate::channels_cmd::PairingCmd),
     /// Run one agent turn through the gateway and print the reply.
     Agent {
         /// The message.
@@ -379,6 +385,8 @@ impl Cli {
             Command::Plugins(PluginsCmd::List { json }) => *json,
             Command::Hooks(HooksCmd::List { json }) => *json,
             Command::Agent { client, .. } => client.json,
+            Command::Channels(c) => c.json(),
+            Command::Pairing(c) => c.json(),
             Command::Tasks(
                 TasksCmd::List { client, .. } | TasksCmd::Show { client, .. } | TasksCmd::Cancel { client, .. },
             ) => client.json,
@@ -430,6 +438,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Config(c) => crate::config_cmd::run(c),
         Command::Plugins(p) => crate::plugins_cmd::run(p),
         Command::Hooks(h) => crate::hooks_cmd::run(h),
+        Command::Channels(cmd) => crate::channels_cmd::channels(cmd).await,
+        Command::Pairing(cmd) => crate::channels_cmd::pairing(cmd).await,
         Command::Agent { message, session_key, agent, client } => {
             crate::agent_cmd::agent(message, session_key, agent, &client).await
         }

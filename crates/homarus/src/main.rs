@@ -1,5 +1,6 @@
 //! `homarus`: the gateway daemon and its command-line client.
 mod agent_cmd;
+mod channels_cmd;
 mod cli;
 mod client;
 mod config_cmd;
