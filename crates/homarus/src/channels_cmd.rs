@@ -99,10 +99,7 @@ pub async fn channels(cmd: ChannelsCmd) -> Result<ExitCode> {
         println!("No channels configured (add one under channels.<id> in the config).");
         return Ok(ExitCode::SUCCESS);
     };
-    println!(
-        "{:<12} {:<10} {:<8} {:<9} {:<9} {:<10} {:<10} {}",
-        "CHANNEL", "ACCOUNT", "RUNNING", "CONNECTED", "DM", "GROUPS", "BOT", "LAST ERROR"
-    );
+    println!("CHANNEL      ACCOUNT    RUNNING  CONNECTED DM        GROUPS     BOT        LAST ERROR");
     for (channel, accounts) in map {
         for a in accounts.as_array().into_iter().flatten() {
             println!(
