@@ -191,7 +191,7 @@ pub(crate) async fn execute(
             r
         }
         Err(e) => {
-            crate::channels::deliver_reply(state, &spec.deliver, &row.key, &format!("⚠️ {e}")).await;
+            crate::channels::deliver_reply(state, &spec.deliver, &row.key, &format!("⚠️ {e}"), None).await;
             return sink.failed(started_at, &e);
         }
     };
@@ -209,7 +209,18 @@ pub(crate) async fn execute(
             c.cancel();
         })
     };
-    let outcome = homarus_agent::run(&req, &state.runs.http, cancel, &mut |ev| sink.on_event(ev)).await;
+    let draft = crate::channels::draft::start(state, &spec.deliver);
+    let outcome = homarus_agent::run(&req, &state.runs.http, cancel, &mut |ev| {
+        if let (Some(d), homarus_agent::RunEvent::Assistant { text, .. }) = (&draft, &ev) {
+            d.update(text);
+        }
+        sink.on_event(ev)
+    })
+    .await;
+    let draft_id = match draft {
+        Some(d) => d.finish().await,
+        None => None,
+    };
     let timed_out = timer.is_finished() && outcome.aborted;
     timer.abort();
     crate::lifecycle::record_turn(state, &row, &outcome);
@@ -224,10 +235,10 @@ pub(crate) async fn execute(
             crate::automation::emit_detached(state, crate::automation::event("message", "sent", &row.key, sent));
         }
     } else if visible {
-        crate::channels::deliver_reply(state, &spec.deliver, &row.key, &outcome.text).await;
+        crate::channels::deliver_reply(state, &spec.deliver, &row.key, &outcome.text, draft_id).await;
     } else if let (Some(e), false) = (&outcome.error, outcome.aborted) {
         // A chat user must not be left without an answer: say the turn failed.
-        crate::channels::deliver_reply(state, &spec.deliver, &row.key, &format!("⚠️ {e}")).await;
+        crate::channels::deliver_reply(state, &spec.deliver, &row.key, &format!("⚠️ {e}"), draft_id).await;
     }
     sink.finish(started_at, &outcome, timed_out.then_some(timeout))
 }

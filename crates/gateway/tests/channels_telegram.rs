@@ -108,13 +108,25 @@ async fn telegram_test_api_pairing_dm_and_group_mention() {
     let reply = user.wait_bot(42, "here, Alice").await;
     assert_eq!(reply, "All <b>fine</b> here, Alice.", "Markdown went out as Telegram HTML");
 
+    // A streamed answer: one draft message that grows, then carries the final text.
+    let before = user.bot_texts(42).await.len();
+    let parts = ["Streaming ", "a long answer ", "in several parts, ", "each a bit later, ", "until the end."];
+    mock.push([Reply::Chunks(parts.iter().map(|p| p.to_string()).collect(), Duration::from_millis(500))]);
+    user.say(42, json!({"id": 42, "type": "private", "first_name": "Alice"}), "tell me slowly").await;
+    let draft = user.wait_bot(42, "Streaming a long answer").await;
+    assert!(!draft.ends_with("until the end."), "a partial draft is shown while the model writes: {draft}");
+    user.wait_bot(42, "until the end.").await;
+    let texts = user.bot_texts(42).await;
+    assert_eq!(texts.len(), before + 1, "the draft was edited into the final answer, not sent twice: {texts:?}");
+    assert_eq!(texts.last().unwrap(), &parts.concat());
+
     let group = json!({"id": -1001, "type": "supergroup", "title": "Crew"});
     user.say(7, group.clone(), "random chatter without a name").await;
     mock.push_matching("ping", Reply::Text("pong".into()));
     user.say(7, group, "@TestNameBot ping").await;
     user.wait_bot(-1001, "pong").await;
     let asked: Vec<String> = mock.requests().iter().map(|r| r["messages"].to_string()).collect();
-    assert_eq!(asked.len(), 2, "the DM and the mention only");
+    assert_eq!(asked.len(), 3, "the two DMs and the mention only");
     assert!(asked.iter().all(|r| !r.contains("random chatter")));
     let sessions = c.call("sessions.list", json!({})).await;
     assert!(sessions["sessions"].as_array().unwrap().iter().any(|s| s["key"] == "agent:main:telegram:group:-1001"));

@@ -5,6 +5,7 @@
 //!
 //! Every account has a bounded inbound queue drained by one dispatcher task, so messages of one
 //! account are admitted in the order they arrived; runs then follow the session's queue mode.
+pub mod draft;
 mod inbound;
 mod outbound;
 

@@ -12,6 +12,16 @@ use crate::state::GatewayState;
 
 /// Send `text` (Markdown) to `route`. `Ok(None)` when a plugin cancelled it.
 pub async fn send_text(state: &Arc<GatewayState>, route: &ChannelRoute, text: &str) -> Result<Option<Receipt>, String> {
+    send_or_edit(state, route, text, None).await
+}
+
+/// Send `text`, or replace the draft message `edit_of` with it (the final text of a streamed answer).
+async fn send_or_edit(
+    state: &Arc<GatewayState>,
+    route: &ChannelRoute,
+    text: &str,
+    edit_of: Option<String>,
+) -> Result<Option<Receipt>, String> {
     let hooks = state.opts.hooks.clone();
     let ctx = json!({"channelId": route.channel, "accountId": route.account_id, "conversationId": route.to});
     let mut content = text.to_string();
@@ -28,7 +38,10 @@ pub async fn send_text(state: &Arc<GatewayState>, route: &ChannelRoute, text: &s
             }
         }
     }
-    let op = Outbound::Send { target: route.target(), text: content.clone(), reply_to: route.reply_to.clone() };
+    let op = match edit_of {
+        Some(message_id) => Outbound::Edit { target: route.target(), message_id, text: content.clone() },
+        None => Outbound::Send { target: route.target(), text: content.clone(), reply_to: route.reply_to.clone() },
+    };
     let result = state.channels.request(&route.channel, &route.account_id, op).await;
     let (success, error) = match &result {
         Ok(_) => (true, None),
@@ -44,8 +57,15 @@ pub async fn send_text(state: &Arc<GatewayState>, route: &ChannelRoute, text: &s
     result.map(Some).map_err(|e| e.to_string())
 }
 
-/// Send the final reply of a run where its delivery says. Nothing to do for operator runs.
-pub async fn deliver_reply(state: &Arc<GatewayState>, deliver: &Delivery, session_key: &str, text: &str) {
+/// Send the final reply of a run where its delivery says (replacing its streamed draft `draft`, when
+/// one was shown and the final text fits in one message). Nothing to do for operator runs.
+pub async fn deliver_reply(
+    state: &Arc<GatewayState>,
+    deliver: &Delivery,
+    session_key: &str,
+    text: &str,
+    draft: Option<String>,
+) {
     let route = match deliver {
         Delivery::Operator => return,
         Delivery::Origin { route, .. } => route.clone(),
@@ -58,7 +78,16 @@ pub async fn deliver_reply(state: &Arc<GatewayState>, deliver: &Delivery, sessio
             }
         }
     };
-    if let Err(e) = send_text(state, &route, text).await {
+    let limit = state.channels.driver(&route.channel).map(|d| d.text_limit()).unwrap_or(4000);
+    let outcome = match draft {
+        Some(id) if text.len() <= limit => match send_or_edit(state, &route, text, Some(id)).await {
+            Ok(r) => Ok(r),
+            // The draft may be gone (deleted by the user): send the answer anew.
+            Err(_) => send_text(state, &route, text).await,
+        },
+        _ => send_text(state, &route, text).await,
+    };
+    if let Err(e) = outcome {
         tracing::warn!(channel = %route.channel, account = %route.account_id, to = %route.to, error = %e,
                        "reply not delivered to the channel");
     }
