@@ -45,6 +45,12 @@ impl Channel for Irc {
         raw.strip_prefix("irc:").unwrap_or(raw).to_lowercase()
     }
 
+    /// Legacy keys `irc:#channel` (a channel) and `irc:<nick>` (a private chat).
+    fn legacy_chat_kind(&self, scoped_key: &str) -> Option<ChatKind> {
+        let id = scoped_key.strip_prefix("irc:")?;
+        Some(if id.starts_with(['#', '&']) { ChatKind::Channel } else { ChatKind::Direct })
+    }
+
     fn start(&self, io: AccountIo) -> Result<AccountTask, ChannelError> {
         let s = &io.settings;
         let host = s.host.clone().or_else(|| env_default(&io.account_id, "IRC_HOST")).ok_or_else(|| {

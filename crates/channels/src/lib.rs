@@ -315,6 +315,29 @@ pub trait Channel: Send + Sync {
     }
 }
 
+/// A channel's classifier of its own legacy session keys, for [`homarus_protocol::session_key::derive_chat_type`].
+pub struct LegacyKeys(pub Arc<dyn Channel>);
+
+impl homarus_protocol::session_key::LegacyChatTypeClassifier for LegacyKeys {
+    fn channel_id(&self) -> &str {
+        self.0.id()
+    }
+
+    fn classify(&self, scoped_key: &str) -> Option<homarus_protocol::session_key::ChatType> {
+        use homarus_protocol::session_key::ChatType;
+        self.0.legacy_chat_kind(scoped_key).map(|k| match k {
+            ChatKind::Direct => ChatType::Direct,
+            ChatKind::Group => ChatType::Group,
+            ChatKind::Channel => ChatType::Channel,
+        })
+    }
+}
+
+/// Classifiers of every built-in channel's legacy keys.
+pub fn legacy_classifiers() -> Vec<LegacyKeys> {
+    builtin().into_iter().map(LegacyKeys).collect()
+}
+
 /// Every built-in channel.
 pub fn builtin() -> Vec<Arc<dyn Channel>> {
     vec![Arc::new(telegram::Telegram), Arc::new(matrix::Matrix), Arc::new(irc::Irc), Arc::new(qa::QaChannel)]
@@ -361,5 +384,24 @@ pub(crate) fn str_of(v: &Value, key: &str) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use homarus_protocol::session_key::{derive_chat_type, ChatType, LegacyChatTypeClassifier};
+
+    #[test]
+    fn channels_classify_their_legacy_keys() {
+        let all = super::legacy_classifiers();
+        let refs: Vec<&dyn LegacyChatTypeClassifier> = all.iter().map(|c| c as &dyn LegacyChatTypeClassifier).collect();
+        assert_eq!(derive_chat_type("agent:main:telegram:-100123", &refs), ChatType::Group);
+        assert_eq!(derive_chat_type("telegram:42", &refs), ChatType::Direct);
+        assert_eq!(derive_chat_type("agent:main:irc:#ops", &refs), ChatType::Channel);
+        assert_eq!(derive_chat_type("matrix:!room:example.org", &refs), ChatType::Channel);
+        assert_eq!(derive_chat_type("matrix:@bob:example.org", &refs), ChatType::Direct);
+        // Typed keys never reach the classifiers.
+        assert_eq!(derive_chat_type("agent:main:telegram:group:-1:topic:2", &refs), ChatType::Group);
+        assert_eq!(derive_chat_type("agent:main:slack:C1", &refs), ChatType::Unknown);
     }
 }

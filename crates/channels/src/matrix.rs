@@ -39,6 +39,16 @@ impl Channel for Matrix {
         raw.strip_prefix("matrix:").unwrap_or(raw).to_lowercase()
     }
 
+    /// Legacy keys `matrix:!room:server` (a room) and `matrix:@user:server` (a DM).
+    fn legacy_chat_kind(&self, scoped_key: &str) -> Option<ChatKind> {
+        let id = scoped_key.strip_prefix("matrix:")?;
+        match id.chars().next()? {
+            '!' | '#' => Some(ChatKind::Channel),
+            '@' => Some(ChatKind::Direct),
+            _ => None,
+        }
+    }
+
     fn start(&self, io: AccountIo) -> Result<AccountTask, ChannelError> {
         let s = &io.settings;
         let env =

@@ -52,6 +52,13 @@ impl Channel for Telegram {
         stripped.trim().to_string()
     }
 
+    /// Legacy keys `telegram:<chatId>`: negative ids are groups, positive ones users.
+    fn legacy_chat_kind(&self, scoped_key: &str) -> Option<ChatKind> {
+        let id = scoped_key.strip_prefix("telegram:")?;
+        let n: i64 = id.parse().ok()?;
+        Some(if n < 0 { ChatKind::Group } else { ChatKind::Direct })
+    }
+
     fn start(&self, io: AccountIo) -> Result<AccountTask, ChannelError> {
         let token = resolve_token(&io)?;
         let root = io.settings.api_root.clone().unwrap_or_else(|| "https://api.telegram.org".into());

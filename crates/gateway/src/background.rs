@@ -125,7 +125,8 @@ pub fn deliver_completion(state: &Arc<GatewayState>, t: &TaskRecord, text: Strin
         return;
     };
     let origin_to = t.requester_origin.as_ref().and_then(|o| o["to"].as_str());
-    let kind = completion_chat_type(Some(entry.chat_type.as_str()), &[&requester], origin_to, &[]);
+    let kind =
+        completion_chat_type(Some(entry.chat_type.as_str()), &[&requester], origin_to, &crate::sessions::classifiers());
     // The gateway's own chat surface is always a route; a session that talks through a channel has
     // its conversation stored (`deliveryContext`), and the send must be accepted by that channel.
     if route(kind, direct, true) == CompletionRoute::Direct {

@@ -91,7 +91,7 @@ impl<'a> SessionService<'a> {
         let row = SessionRow {
             // A key with no group/channel marker is a direct conversation (the main session, operator
             // sessions), as OpenClaw records it.
-            chat_type: match derive_chat_type(&key, &[]) {
+            chat_type: match derive_chat_type(&key, &classifiers()) {
                 homarus_protocol::session_key::ChatType::Unknown => "direct".to_string(),
                 t => t.as_str().to_string(),
             },
@@ -204,4 +204,11 @@ pub fn entry_json(row: &SessionRow) -> Value {
         }
     }
     v
+}
+
+/// The built-in channels' classifiers of their legacy session keys (built once).
+pub fn classifiers() -> Vec<&'static dyn homarus_protocol::session_key::LegacyChatTypeClassifier> {
+    static ALL: std::sync::LazyLock<Vec<homarus_channels::LegacyKeys>> =
+        std::sync::LazyLock::new(homarus_channels::legacy_classifiers);
+    ALL.iter().map(|c| c as &dyn homarus_protocol::session_key::LegacyChatTypeClassifier).collect()
 }

@@ -115,3 +115,88 @@ async fn miniircd_pairing_dm_and_channel_mention() {
     let sessions = c.call("sessions.list", json!({})).await;
     assert!(sessions["sessions"].as_array().unwrap().iter().any(|s| s["key"] == "agent:main:irc:channel:#test"));
 }
+
+/// Serve one IRC registration on `listener` the way a SASL-capable network does, recording every
+/// line the client sent; answers PING and closes the connection after `close_after` lines.
+async fn fake_ircd_session(listener: &tokio::net::TcpListener, close_after: Option<&str>) -> Vec<String> {
+    let (tcp, _) = listener.accept().await.unwrap();
+    let (r, mut w) = tcp.into_split();
+    let mut reader = BufReader::new(r);
+    let mut seen = Vec::new();
+    // Registration completes after CAP END when the client started capability negotiation.
+    let (mut negotiating, mut user_seen) = (false, false);
+    let welcome = ":srv 001 homarus :Welcome\r\nPING :check-1".to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut line = String::new();
+        let n = match tokio::time::timeout_at(deadline, reader.read_line(&mut line)).await {
+            Ok(Ok(n)) => n,
+            _ => break,
+        };
+        if n == 0 {
+            break;
+        }
+        let line = line.trim_end().to_string();
+        seen.push(line.clone());
+        let reply: Option<String> = match line.as_str() {
+            "CAP REQ :sasl" => {
+                negotiating = true;
+                Some(":srv CAP * ACK :sasl".into())
+            }
+            "CAP END" => {
+                negotiating = false;
+                user_seen.then(|| welcome.clone())
+            }
+            "AUTHENTICATE PLAIN" => Some("AUTHENTICATE +".into()),
+            l if l.starts_with("AUTHENTICATE ") => {
+                use base64::Engine;
+                let b = base64::engine::general_purpose::STANDARD.decode(&l[13..]).unwrap();
+                if b == b"botacct\0botacct\0sasl-pw" {
+                    Some(":srv 903 homarus :SASL authentication successful".into())
+                } else {
+                    Some(":srv 904 homarus :SASL authentication failed".into())
+                }
+            }
+            l if l.starts_with("USER ") => {
+                user_seen = true;
+                (!negotiating).then(|| welcome.clone())
+            }
+            _ => None,
+        };
+        if let Some(r) = reply {
+            w.write_all(format!("{r}\r\n").as_bytes()).await.unwrap();
+        }
+        if close_after.is_some_and(|c| line.starts_with(c)) {
+            break;
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn sasl_nickserv_ping_and_reconnect_after_the_server_drops() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = format!(
+        r##"{{channels: {{irc: {{host: "127.0.0.1", port: {port}, tls: false, nick: "homarus", channels: ["#ops"],
+                                sasl: {{account: "botacct", password: "sasl-pw"}},
+                                nickserv: {{password: "ns-pw"}}}}}}}}"##
+    );
+    let gw = TestGateway::start_with(Some(&config)).await;
+    // First connection: SASL, registration, NickServ, JOIN, PONG; then the server drops it.
+    let first = fake_ircd_session(&listener, Some("PONG")).await;
+    let pos =
+        |needle: &str| first.iter().position(|l| l == needle).unwrap_or_else(|| panic!("{needle} missing: {first:?}"));
+    assert!(pos("CAP REQ :sasl") < pos("NICK homarus"), "{first:?}");
+    assert!(pos("CAP END") < pos("PRIVMSG NickServ :IDENTIFY ns-pw"));
+    assert!(pos("PRIVMSG NickServ :IDENTIFY ns-pw") < pos("JOIN #ops"));
+    assert_eq!(first.last().unwrap(), "PONG :check-1");
+    // It comes back on its own, with backoff.
+    let second = fake_ircd_session(&listener, Some("PONG")).await;
+    assert!(second.contains(&"JOIN #ops".to_string()), "{second:?}");
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    let st = c.call("channels.status", json!({})).await;
+    let acc = &st["channelAccounts"]["irc"][0];
+    assert_eq!(acc["running"], true);
+    assert!(acc["lastStartAt"].as_i64().is_some());
+}
