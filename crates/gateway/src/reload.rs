@@ -1,7 +1,7 @@
 //! Applying a new configuration in process, and watching the file for edits.
 //!
 //! Auth settings apply live. Listener settings (`gateway.port`, `gateway.bind`,
-//! `gateway.customBindHost`), logging and plugins need a restart: they are reported, and in `restart` mode
+//! `gateway.customBindHost`), logging, plugins and channel connections need a restart: they are reported, and in `restart` mode
 //! the gateway asks its owner for an in-process restart. A file that fails validation is rejected,
 //! logged, and the running configuration stays in force.
 use std::path::PathBuf;
@@ -36,6 +36,11 @@ pub fn apply(state: &GatewayState, loaded: LoadedConfig) -> Vec<&'static str> {
     }
     if a.plugins != b.plugins {
         restart.push("plugins");
+    }
+    // Access keys (dmPolicy, allowFrom, groups, …) are read per message and apply at once; account
+    // connections (tokens, hosts, accounts) are opened at start.
+    if a.channels != b.channels {
+        restart.push("channels");
     }
     match ResolvedAuth::resolve(&state.opts, b) {
         Ok((auth, _)) => {

@@ -333,3 +333,42 @@ fn agent_and_chat_commands_talk_to_the_model_through_the_gateway() {
     .unwrap();
     assert_eq!(cancel["cancelled"], false);
 }
+
+#[test]
+fn channels_status_and_pairing_commands() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let bus = rt.block_on(homarus_qabus::QaBus::start()).unwrap();
+    let config = format!(
+        r#"{{"channels":{{"qa-channel":{{"baseUrl":"{}","botUserId":"homarus","pollTimeoutMs":250}}}}}}"#,
+        bus.url()
+    );
+    let d = Daemon::start(&[], Some(&config));
+    let auth = ["--url", &d.url, "--token", &d.token];
+    let cli = |args: &[&str]| d.cli(&[args, &auth[..]].concat());
+    rt.block_on(bus.inject("direct", "zoe", "zoe", "hi", None));
+    let sent = rt.block_on(bus.wait_outbound("dm:zoe", "Pairing code:", std::time::Duration::from_secs(20)));
+    let sent = sent.unwrap_or_else(|| {
+        panic!("no code; log: {}", std::fs::read_to_string(d.state_dir().join("logs/homarus.log")).unwrap_or_default())
+    });
+    let code =
+        sent["text"].as_str().unwrap().lines().find_map(|l| l.strip_prefix("Pairing code: ")).unwrap().to_string();
+
+    let out = cli(&["pairing", "list", "qa-channel"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("1 pending") && stdout(&out).contains(&code), "{}", stdout(&out));
+    let bad = cli(&["pairing", "approve", "nope-channel", &code]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("unknown channel \"nope-channel\""), "{}", stderr(&bad));
+    let out = cli(&["pairing", "approve", "qa-channel", &code.to_lowercase()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Approved qa-channel sender zoe (command owner"), "{}", stdout(&out));
+    let listed: Value = serde_json::from_str(&stdout(&cli(&["pairing", "list", "--json"]))).unwrap();
+    assert_eq!(listed["requests"].as_array().unwrap().len(), 0);
+
+    let status: Value = serde_json::from_str(&stdout(&cli(&["channels", "status", "--json"]))).unwrap();
+    let acc = &status["channelAccounts"]["qa-channel"][0];
+    assert_eq!((acc["accountId"].as_str(), acc["running"].as_bool()), (Some("default"), Some(true)));
+    let out = cli(&["channels", "status"]);
+    let line = stdout(&out).lines().find(|l| l.starts_with("qa-channel")).unwrap_or_default().to_string();
+    assert!(line.split_whitespace().take(3).eq(["qa-channel", "default", "yes"]), "{}", stdout(&out));
+}
