@@ -166,3 +166,87 @@ async fn a_subagent_completion_comes_back_as_the_agents_reply_in_the_group() {
     let tasks = c.until("tasks.list", json!({}), |v| v["tasks"][0]["deliveryStatus"] == "session_queued").await;
     assert_eq!(tasks["tasks"][0]["sessionKey"], "agent:main:qa-channel:group:crew");
 }
+
+#[tokio::test]
+async fn message_hooks_see_rewrite_and_cancel_channel_messages() {
+    use homarus_hooks::{HandlerFuture, HookRunner, Registration};
+    use std::sync::{Arc, Mutex};
+    let runner = Arc::new(HookRunner::new());
+    let seen: Arc<Mutex<Vec<(String, Value, Value)>>> = Arc::default();
+    let reg = |hook: &str, f: Arc<dyn Fn(Value, Value) -> Option<Value> + Send + Sync>| Registration {
+        plugin_id: "filter".into(),
+        hook: hook.into(),
+        priority: 0,
+        timeout: None,
+        handler: Arc::new(move |_: &str, event: Value, ctx: Value| -> HandlerFuture {
+            let f = f.clone();
+            Box::pin(async move { Ok(f(event, ctx)) })
+        }),
+    };
+    for hook in ["message_received", "message_sent"] {
+        let sink = seen.clone();
+        let name = hook.to_string();
+        runner
+            .register(reg(
+                hook,
+                Arc::new(move |e, c| {
+                    sink.lock().unwrap().push((name.clone(), e, c));
+                    None
+                }),
+            ))
+            .unwrap();
+    }
+    runner
+        .register(reg(
+            "message_sending",
+            Arc::new(|e, _| {
+                let text = e["content"].as_str().unwrap_or("");
+                if text.contains("SECRET") {
+                    Some(json!({"cancel": true}))
+                } else {
+                    Some(json!({"content": text.replace("darn", "d**n")}))
+                }
+            }),
+        ))
+        .unwrap();
+    let mock = MockLlm::start().await.unwrap();
+    let bus = QaBus::start().await.unwrap();
+    mock.push_matching("first", Reply::Text("The SECRET is 42.".into()));
+    mock.push_matching("second", Reply::Text("Well darn.".into()));
+    let cfg = config(&mock, &bus, r#", dmPolicy: "open", allowFrom: ["*"]"#, "");
+    let gw = TestGateway::start_tuned(Some(&cfg), |o| o.hooks = runner.clone()).await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    c.until("channels.status", json!({}), |v| v["channelAccounts"]["qa-channel"][0]["connected"] == true).await;
+    bus.inject("direct", "ann", "ann", "first question", None).await;
+    // One turn at a time: the second message must not be steered into the first turn.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "the first turn never ended");
+        if let Some(e) = c.recv().await {
+            if e["event"] == "chat" && e["payload"]["state"] == "final" {
+                break;
+            }
+        }
+    }
+    bus.inject("direct", "ann", "ann", "second question", None).await;
+    let out = bus.wait_outbound("dm:ann", "Well", WAIT).await.expect("the rewritten reply");
+    assert_eq!(out["text"], "Well d**n.");
+    assert_eq!(outbound_to(&bus, "dm:ann").await.len(), 1, "the cancelled message was never sent");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let got = seen.lock().unwrap().clone();
+        let received: Vec<&(String, Value, Value)> = got.iter().filter(|(h, ..)| h == "message_received").collect();
+        let sent: Vec<&(String, Value, Value)> = got.iter().filter(|(h, ..)| h == "message_sent").collect();
+        if received.len() == 2 && !sent.is_empty() {
+            assert_eq!(received[0].1["from"], "ann");
+            assert_eq!(received[0].2["channelId"], "qa-channel");
+            assert_eq!(
+                (sent[0].1["content"].as_str(), sent[0].1["success"].as_bool()),
+                (Some("Well d**n."), Some(true))
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "hooks not called: {got:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
