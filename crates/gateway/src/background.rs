@@ -108,21 +108,38 @@ pub fn finish_task(
     }
 }
 
+/// Deliver a completion `text` about task `t` to its requester, by the policy (in a task of its
+/// own: a channel send is awaited there). See [`deliver_now`].
+pub fn deliver_completion(state: &Arc<GatewayState>, t: &TaskRecord, text: String, direct: DirectSend) {
+    let (st, t) = (state.clone(), t.clone());
+    tokio::spawn(async move {
+        deliver_now(&st, &t, text, direct, None).await;
+    });
+}
+
 /// Deliver a completion `text` about task `t` to its requester, by the policy: a direct send to the
 /// requester's chat when the kind allows it and the requester is a direct chat with a route
-/// (falling back on failure), else queued into the requester session and the session woken.
-/// Records the delivery status on the task.
-pub fn deliver_completion(state: &Arc<GatewayState>, t: &TaskRecord, text: String, direct: DirectSend) {
+/// (`route`, else the session's stored conversation, else the gateway's own chat), falling back on
+/// failure; otherwise queued into the requester session and the session woken. Records and returns
+/// the delivery status (`delivered`, `session_queued`, `parent_missing`): `delivered` only when the
+/// channel accepted the message.
+pub async fn deliver_now(
+    state: &Arc<GatewayState>,
+    t: &TaskRecord,
+    text: String,
+    direct: DirectSend,
+    route_to: Option<crate::channels::ChannelRoute>,
+) -> &'static str {
     let ledger = Ledger::new(&state.store);
     let Some(requester) = t.requester_session_key.clone() else {
         let _ = ledger.delivered(t, "parent_missing");
-        return;
+        return "parent_missing";
     };
     let entry = state.store.session(&requester).ok().flatten();
     let Some(entry) = entry else {
         tracing::warn!(task = %t.task_id, session = %requester, "the requester session is gone; completion not delivered");
         let _ = ledger.delivered(t, "parent_missing");
-        return;
+        return "parent_missing";
     };
     let origin_to = t.requester_origin.as_ref().and_then(|o| o["to"].as_str());
     let kind =
@@ -130,35 +147,34 @@ pub fn deliver_completion(state: &Arc<GatewayState>, t: &TaskRecord, text: Strin
     // The gateway's own chat surface is always a route; a session that talks through a channel has
     // its conversation stored (`deliveryContext`), and the send must be accepted by that channel.
     if route(kind, direct, true) == CompletionRoute::Direct {
-        if let Some(r) = crate::channels::ChannelRoute::of_session(&entry) {
-            let (st, t, r) = (state.clone(), t.clone(), crate::channels::ChannelRoute { reply_to: None, ..r });
-            tokio::spawn(async move {
-                let ledger = Ledger::new(&st.store);
-                match crate::channels::send_text(&st, &r, &text).await {
-                    Ok(Some(_)) => {
-                        let _ = post_to_chat(&st, &entry, &text);
-                        let _ = ledger.delivered(&t, "delivered");
-                    }
-                    outcome => {
-                        let why = outcome.err().unwrap_or_else(|| "cancelled by message_sending".into());
-                        tracing::warn!(task = %t.task_id, channel = %r.channel, error = %why, "direct send failed; waking the requester session instead");
-                        queue_and_wake(&st, &t, &entry, text);
-                    }
+        let channel_route = route_to.or_else(|| crate::channels::ChannelRoute::of_session(&entry));
+        if let Some(r) = channel_route {
+            let r = crate::channels::ChannelRoute { reply_to: None, ..r };
+            match crate::channels::send_text(state, &r, &text).await {
+                Ok(Some(_)) => {
+                    let _ = post_to_chat(state, &entry, &text);
+                    let _ = ledger.delivered(t, "delivered");
+                    return "delivered";
                 }
-            });
-            return;
-        }
-        match post_to_chat(state, &entry, &text) {
-            Ok(()) => {
-                let _ = ledger.delivered(t, "delivered");
-                return;
+                outcome => {
+                    let why = outcome.err().unwrap_or_else(|| "cancelled by message_sending".into());
+                    tracing::warn!(task = %t.task_id, channel = %r.channel, error = %why, "direct send failed; waking the requester session instead");
+                }
             }
-            Err(e) => {
-                tracing::warn!(task = %t.task_id, error = %e, "direct send failed; waking the requester session instead")
+        } else {
+            match post_to_chat(state, &entry, &text) {
+                Ok(()) => {
+                    let _ = ledger.delivered(t, "delivered");
+                    return "delivered";
+                }
+                Err(e) => {
+                    tracing::warn!(task = %t.task_id, error = %e, "direct send failed; waking the requester session instead")
+                }
             }
         }
     }
     queue_and_wake(state, t, &entry, text);
+    "session_queued"
 }
 
 fn queue_and_wake(state: &Arc<GatewayState>, t: &TaskRecord, entry: &homarus_store::SessionRow, text: String) {

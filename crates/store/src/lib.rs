@@ -4,12 +4,14 @@
 //! append-only JSONL files next to it) and the task ledger; later issues add cron rows. Invariant: a write the gateway acknowledges is committed before the call returns
 //! (every mutation is one implicit transaction, `synchronous=FULL`).
 mod channel_pairing;
+mod cron;
 mod devices;
 mod sessions;
 mod tasks;
 mod transcript;
 
 pub use channel_pairing::{ChannelAllowEntry, ChannelPairingRequest, PairingAsk};
+pub use cron::{CronRunsPage, RUNS_KEPT_PER_JOB};
 pub use devices::{DeviceRecord, DeviceStatus, NewPairingRequest};
 pub use sessions::SessionRow;
 pub use tasks::{TaskQuery, TaskRecord, TaskStatus};
@@ -97,6 +99,7 @@ impl Store {
         conn.execute_batch(sessions::SESSIONS_SCHEMA)?;
         conn.execute_batch(tasks::TASKS_SCHEMA)?;
         conn.execute_batch(channel_pairing::CHANNEL_PAIRING_SCHEMA)?;
+        conn.execute_batch(cron::CRON_SCHEMA)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 
