@@ -135,6 +135,9 @@ pub struct AgentSettings {
     /// Group chats: this agent's mention patterns (replace `messages.groupChat.mentionPatterns`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_chat: Option<GroupChatConfig>,
+    /// Periodic main-session turns that read `HEARTBEAT.md` (defaults; an entry's own replaces them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<HeartbeatConfig>,
     /// Model and fallbacks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelSelection>,
@@ -266,6 +269,45 @@ pub struct GroupChatConfig {
     /// Other OpenClaw group-chat keys (`visibleReplies`, `historyLimit`, …). Accepted; not used.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// `agents.defaults.heartbeat` / `agents.entries.<id>.heartbeat`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatConfig {
+    /// Interval (`30m` default, `1h`, `90s`; `0` turns heartbeats off). A bare number is minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<String>,
+    /// Where a heartbeat's message goes: `none` (default: the main session only) or `last` (also the
+    /// conversation the main session last talked in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The heartbeat prompt (default: read HEARTBEAT.md, follow it, reply HEARTBEAT_OK if nothing needs
+    /// attention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// An answer that is only `HEARTBEAT_OK` plus at most this many characters is dropped (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_max_chars: Option<u32>,
+    /// Only run between `start` and `end` (`HH:MM`, 24 h) in `timezone` (IANA; default the host's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_hours: Option<ActiveHours>,
+    /// Other OpenClaw heartbeat keys (`lightContext`, `includeReasoning`, `directPolicy`, …). Accepted; not used.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// `heartbeat.activeHours`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveHours {
+    /// Start, `HH:MM`.
+    pub start: String,
+    /// End, `HH:MM` (`24:00` = end of day; an end before the start spans midnight).
+    pub end: String,
+    /// IANA time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
 }
 
 /// `messages.queue`.

@@ -334,6 +334,28 @@ pub struct CommandsConfig {
     pub extra: BTreeMap<String, Value>,
 }
 
+/// `cron`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CronConfig {
+    /// Run scheduled jobs (default true). Jobs can still be managed when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// After downtime, skip the missed slots of recurring jobs instead of running each job once at
+    /// start (default false: catch up once). One-shot `at` jobs always run when missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_missed_jobs: Option<bool>,
+    /// Sent as `Authorization: Bearer` with webhook deliveries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_token: Option<String>,
+    /// Most isolated job runs at once (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_runs: Option<u32>,
+    /// Other OpenClaw cron keys (`store`, `failureAlert`, …). Accepted; not used.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
 impl ChannelConfig {
     /// The account ids this channel runs: its named accounts, or `default` when it has none.
     pub fn account_ids(&self) -> Vec<String> {

@@ -65,9 +65,9 @@ pub struct HomarusConfig {
     /// Inbound webhooks (`hooks.enabled`, `token`, `path`, …) and internal automation hooks (`hooks.internal`).
     #[serde(default)]
     pub hooks: HooksConfig,
-    /// Cron scheduler. Accepted; not yet used by Homarus.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cron: Option<Value>,
+    /// Cron scheduler: on/off, missed runs after downtime, webhook delivery token.
+    #[serde(default, skip_serializing_if = "crate::session::is_default")]
+    pub cron: crate::channels::CronConfig,
     /// Memory. Accepted; not yet used by Homarus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<Value>,
@@ -531,6 +531,7 @@ impl HomarusConfig {
         }
         out.extend(self.channels.unimplemented_keys());
         out.extend(self.commands.extra.keys().map(|k| format!("commands.{k}")));
+        out.extend(self.cron.extra.keys().map(|k| format!("cron.{k}")));
         for (i, b) in self.bindings.iter().enumerate() {
             out.extend(b.extra.keys().map(|k| format!("bindings[{i}].{k}")));
             out.extend(b.matches.extra.keys().map(|k| format!("bindings[{i}].match.{k}")));
@@ -547,7 +548,6 @@ impl HomarusConfig {
             ("secrets", &self.secrets),
             ("auth", &self.auth),
             ("skills", &self.skills),
-            ("cron", &self.cron),
             ("memory", &self.memory),
             ("browser", &self.browser),
             ("ui", &self.ui),

@@ -221,15 +221,23 @@ impl CronJob {
         }
         match (self.session_target.as_str(), &self.payload) {
             ("main", Payload::SystemEvent { .. }) => {}
-            ("main", _) => return Err(at("payload/kind", "a main-session job queues a system event: use kind \"systemEvent\"")),
+            ("main", _) => {
+                return Err(at("payload/kind", "a main-session job queues a system event: use kind \"systemEvent\""))
+            }
             ("isolated", Payload::AgentTurn { .. }) => {}
-            ("isolated", _) => return Err(at("payload/kind", "an isolated job runs an agent turn: use kind \"agentTurn\"")),
+            ("isolated", _) => {
+                return Err(at("payload/kind", "an isolated job runs an agent turn: use kind \"agentTurn\""))
+            }
             (t, Payload::AgentTurn { .. }) if t.strip_prefix("session:").is_some_and(|k| !k.trim().is_empty()) => {}
             (t, _) if t.starts_with("session:") => {
                 return Err(at("payload/kind", "a session job runs an agent turn: use kind \"agentTurn\""))
             }
-            ("current", _) => return Err(at("sessionTarget", "\"current\" needs a creating conversation; use \"session:<key>\"")),
-            (t, _) => return Err(at("sessionTarget", format!("{t:?}: use \"main\", \"isolated\" or \"session:<key>\""))),
+            ("current", _) => {
+                return Err(at("sessionTarget", "\"current\" needs a creating conversation; use \"session:<key>\""))
+            }
+            (t, _) => {
+                return Err(at("sessionTarget", format!("{t:?}: use \"main\", \"isolated\" or \"session:<key>\"")))
+            }
         }
         match (&self.payload, self.payload_text().trim().is_empty()) {
             (Payload::SystemEvent { .. }, true) => return Err(at("payload/text", "must not be empty")),
@@ -299,7 +307,14 @@ impl CronJob {
 
     /// Record a finished run started at `started_ms` and scheduled for `slot_ms`: status, error
     /// backoff, auto-disable. Returns the job's next run (`None`: no more runs).
-    pub fn finish_run(&mut self, slot_ms: i64, started_ms: i64, ended_ms: i64, error: Option<&str>, skipped: bool) -> Option<i64> {
+    pub fn finish_run(
+        &mut self,
+        slot_ms: i64,
+        started_ms: i64,
+        ended_ms: i64,
+        error: Option<&str>,
+        skipped: bool,
+    ) -> Option<i64> {
         let st = &mut self.state;
         st.running_at_ms = None;
         st.last_run_at_ms = Some(started_ms);
@@ -390,8 +405,10 @@ mod tests {
 
     #[test]
     fn failures_back_off_then_disable() {
-        let mut j = add(json!({"name": "x", "schedule": {"kind": "every", "everyMs": 1000, "anchorMs": T0}, "sessionTarget": "main",
-                                "wakeMode": "now", "payload": {"kind": "systemEvent", "text": "t"}}))
+        let mut j = add(
+            json!({"name": "x", "schedule": {"kind": "every", "everyMs": 1000, "anchorMs": T0}, "sessionTarget": "main",
+                                "wakeMode": "now", "payload": {"kind": "systemEvent", "text": "t"}}),
+        )
         .unwrap();
         assert_eq!(j.finish_run(T0, T0, T0 + 10, None, false), Some(T0 + 1000));
         assert_eq!(j.finish_run(T0 + 1000, T0 + 1000, T0 + 1010, Some("boom"), false), Some(T0 + 1010 + 30_000));
@@ -407,6 +424,9 @@ mod tests {
         // Re-enabling clears the streak.
         let j2 = j.patched(&json!({"enabled": true}), T0 + 100).unwrap();
         assert_eq!((j2.enabled, j2.state.consecutive_errors, j2.state.auto_disabled.is_none()), (true, 0, true));
-        assert!(j.patched(&json!({"sessionTarget": "isolated"}), T0).unwrap_err().starts_with("invalid params: at /patch/payload/kind"));
+        assert!(j
+            .patched(&json!({"sessionTarget": "isolated"}), T0)
+            .unwrap_err()
+            .starts_with("invalid params: at /patch/payload/kind"));
     }
 }

@@ -78,7 +78,10 @@ pub fn parse_at(at: &str, now_ms: i64) -> Result<i64, String> {
 
 /// Milliseconds as ISO 8601 UTC.
 pub fn iso(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms).single().map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default()
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
 }
 
 fn cron_of(expr: &str) -> Result<croner::Cron, String> {
@@ -88,7 +91,10 @@ fn cron_of(expr: &str) -> Result<croner::Cron, String> {
 fn tz_of(tz: Option<&str>) -> Result<Option<chrono_tz::Tz>, String> {
     match tz.map(str::trim).filter(|t| !t.is_empty()) {
         None => Ok(None),
-        Some(t) => t.parse::<chrono_tz::Tz>().map(Some).map_err(|_| format!("unknown time zone {t:?} (use an IANA name like Europe/Paris)")),
+        Some(t) => t
+            .parse::<chrono_tz::Tz>()
+            .map(Some)
+            .map_err(|_| format!("unknown time zone {t:?} (use an IANA name like Europe/Paris)")),
     }
 }
 
@@ -170,7 +176,9 @@ impl Schedule {
                 let from = Utc.timestamp_millis_opt(after_ms - offset).single()?;
                 let next = match tz_of(tz.as_deref()).ok()? {
                     Some(z) => cron.find_next_occurrence(&from.with_timezone(&z), false).ok()?.timestamp_millis(),
-                    None => cron.find_next_occurrence(&from.with_timezone(&chrono::Local), false).ok()?.timestamp_millis(),
+                    None => {
+                        cron.find_next_occurrence(&from.with_timezone(&chrono::Local), false).ok()?.timestamp_millis()
+                    }
                 };
                 Some(next + offset)
             }

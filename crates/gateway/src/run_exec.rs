@@ -129,7 +129,7 @@ async fn build_request(state: &Arc<GatewayState>, spec: &RunSpec, row: &SessionR
         retry: RetryPolicy::default(),
         compaction: compaction_settings(state, &spec.agent_id),
         max_turns: homarus_agent::run::DEFAULT_MAX_TURNS,
-        heartbeat: false,
+        heartbeat: matches!(spec.deliver, crate::channels::Delivery::Heartbeat { .. }),
         hooks: Some(state.opts.hooks.clone()),
         compaction_hooks: Some(Arc::new(crate::run_events::GatewayCompactionHooks::new(state, row))),
         steering: None,
@@ -229,7 +229,13 @@ pub(crate) async fn execute(
         && !outcome.aborted
         && !homarus_agent::is_silent(&outcome.text, false)
         && !outcome.text.is_empty();
-    if spec.deliver == crate::channels::Delivery::Operator {
+    if let crate::channels::Delivery::Heartbeat { ack_max_chars, to_last } = &spec.deliver {
+        let shown = if visible { crate::heartbeat::strip_ack(&outcome.text, *ack_max_chars) } else { None };
+        if let (Some(text), true) = (shown, *to_last) {
+            let last = crate::channels::Delivery::LastRoute;
+            crate::channels::deliver_reply(state, &last, &row.key, &text, None).await;
+        }
+    } else if spec.deliver == crate::channels::Delivery::Operator {
         if visible {
             let sent = json!({"to": "operator", "content": outcome.text, "success": true, "channelId": "webchat"});
             crate::automation::emit_detached(state, crate::automation::event("message", "sent", &row.key, sent));

@@ -111,6 +111,8 @@ impl Gateway {
         // After the plugins, so their session_start handlers see the resumed sessions.
         let resumed = crate::lifecycle::resume_stored(&state);
         crate::channels::start_all(&state);
+        crate::cron::start(&state);
+        crate::heartbeat::start(&state);
         // Nothing runs yet: every task the ledger still calls open was lost with the last process.
         crate::background::reconcile_at_start(&state);
         // Maintenance waits for the resumed session_start calls, so a plugin never hears a
@@ -214,6 +216,13 @@ impl RunningGateway {
             } else {
                 Err("runs still finishing after 2 s".into())
             }
+        });
+        let st = state.clone();
+        // After the runs were aborted, so job and heartbeat turns waiting on them end at once.
+        seq.push("cron", Duration::from_secs(2), move || async move {
+            st.cron.stop_all().await;
+            st.heartbeats.stop_all().await;
+            Ok(())
         });
         let st = state.clone();
         let restart = restart_expected_ms.is_some();

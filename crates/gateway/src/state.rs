@@ -56,6 +56,16 @@ pub const IMPLEMENTED_METHODS: &[&str] = &[
     "channels.pairing.list",
     "channels.pairing.approve",
     "channels.pairing.dismiss",
+    "cron.list",
+    "cron.get",
+    "cron.status",
+    "cron.add",
+    "cron.update",
+    "cron.remove",
+    "cron.run",
+    "cron.runs",
+    "last-heartbeat",
+    "set-heartbeats",
 ];
 
 /// Every event this gateway emits; advertised as `hello-ok.features.events`.
@@ -69,6 +79,8 @@ pub const EMITTED_EVENTS: &[&str] = &[
     "agent",
     "chat",
     "task",
+    "cron",
+    "heartbeat",
 ];
 
 /// Why the gateway is closing, as broadcast to connections.
@@ -147,6 +159,10 @@ pub struct GatewayState {
     pub run_listeners: Mutex<HashMap<String, tokio::sync::mpsc::Sender<Value>>>,
     /// Chat channel accounts.
     pub channels: crate::channels::ChannelManager,
+    /// Cron jobs and their timer.
+    pub cron: crate::cron::CronService,
+    /// Heartbeats.
+    pub heartbeats: crate::heartbeat::HeartbeatService,
 }
 
 /// What the state is built from (everything [`crate::Gateway::start`] resolved).
@@ -212,6 +228,8 @@ impl GatewayState {
             system_events: Default::default(),
             run_listeners: Mutex::new(HashMap::new()),
             channels: Default::default(),
+            cron: Default::default(),
+            heartbeats: Default::default(),
         }
     }
 

@@ -36,6 +36,7 @@ async fn the_close_sequence_has_named_steps() {
             "stop-accepting",
             "gateway:shutdown",
             "agent-runs",
+            "cron",
             "session-end-drain",
             "channels",
             "broadcast-shutdown",

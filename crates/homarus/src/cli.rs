@@ -47,6 +47,9 @@ pub enum Command {
     /// DM pairing of chat channels: list, approve, reject.
     #[command(subcommand)]
     Pairing(crate::channels_cmd::PairingCmd),
+    /// Scheduled jobs: add, list, show, edit, enable, disable, run, runs, remove.
+    #[command(subcommand)]
+    Cron(Box<crate::cron_cmd::CronCmd>),
     /// Run one agent turn through the gateway and print the reply.
     Agent {
         /// The message.
@@ -387,6 +390,7 @@ impl Cli {
             Command::Agent { client, .. } => client.json,
             Command::Channels(c) => c.json(),
             Command::Pairing(c) => c.json(),
+            Command::Cron(c) => c.json(),
             Command::Tasks(
                 TasksCmd::List { client, .. } | TasksCmd::Show { client, .. } | TasksCmd::Cancel { client, .. },
             ) => client.json,
@@ -440,6 +444,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Hooks(h) => crate::hooks_cmd::run(h),
         Command::Channels(cmd) => crate::channels_cmd::channels(cmd).await,
         Command::Pairing(cmd) => crate::channels_cmd::pairing(cmd).await,
+        Command::Cron(cmd) => crate::cron_cmd::run(*cmd).await,
         Command::Agent { message, session_key, agent, client } => {
             crate::agent_cmd::agent(message, session_key, agent, &client).await
         }

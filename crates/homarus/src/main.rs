@@ -4,6 +4,7 @@ mod channels_cmd;
 mod cli;
 mod client;
 mod config_cmd;
+mod cron_cmd;
 mod hooks_cmd;
 mod plugins_cmd;
 mod run;

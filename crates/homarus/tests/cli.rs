@@ -372,3 +372,48 @@ fn channels_status_and_pairing_commands() {
     let line = stdout(&out).lines().find(|l| l.starts_with("qa-channel")).unwrap_or_default().to_string();
     assert!(line.split_whitespace().take(3).eq(["qa-channel", "default", "yes"]), "{}", stdout(&out));
 }
+
+#[test]
+fn cron_commands_manage_and_run_jobs() {
+    let d = Daemon::start(&[], None);
+    let auth = ["--url", &d.url, "--token", &d.token];
+    let cli = |args: &[&str]| d.cli(&[args, &auth[..]].concat());
+    let bad = cli(&["cron", "add", "--name", "x", "--system-event", "tick"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("a schedule is required"), "{}", stderr(&bad));
+    let bad =
+        cli(&["cron", "add", "--name", "x", "--cron", "0 9 * * *", "--tz", "Nowhere/City", "--system-event", "tick"]);
+    assert!(stderr(&bad).contains("unknown time zone"), "{}", stderr(&bad));
+    let out =
+        cli(&["cron", "add", "--name", "standup", "--every", "1h", "--system-event", "Standup in 5 minutes", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!((job["sessionTarget"].as_str(), job["schedule"]["everyMs"].as_u64()), (Some("main"), Some(3_600_000)));
+    let list = stdout(&cli(&["cron", "list"]));
+    assert!(list.starts_with("1 jobs") && list.contains(&id) && list.contains("standup"), "{list}");
+    let ran: Value = serde_json::from_str(&stdout(&cli(&["cron", "run", &id, "--json"]))).unwrap();
+    assert_eq!(ran["ran"], true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let runs = stdout(&cli(&["cron", "runs", &id]));
+        if runs.starts_with("1 of 1 runs") {
+            assert!(runs.contains(" ok ") && runs.contains("Standup in 5 minutes"), "{runs}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{runs}");
+    }
+    let edited: Value = serde_json::from_str(&stdout(&cli(&["cron", "edit", &id, "--every", "2h", "--json"]))).unwrap();
+    assert_eq!(edited["schedule"]["everyMs"], 7_200_000);
+    let off: Value = serde_json::from_str(&stdout(&cli(&["cron", "disable", &id, "--json"]))).unwrap();
+    assert_eq!(off["enabled"], false);
+    assert!(stdout(&cli(&["cron", "list"])).starts_with("0 jobs"));
+    assert!(stdout(&cli(&["cron", "list", "--all"])).starts_with("1 jobs"));
+    let on: Value = serde_json::from_str(&stdout(&cli(&["cron", "enable", &id, "--json"]))).unwrap();
+    assert_eq!(on["enabled"], true);
+    let shown: Value = serde_json::from_str(&stdout(&cli(&["cron", "show", &id, "--json"]))).unwrap();
+    assert_eq!(shown["name"], "standup");
+    assert!(cli(&["cron", "remove", &id]).status.success());
+    let gone = cli(&["cron", "show", &id]);
+    assert!(!gone.status.success() && stderr(&gone).contains("no cron job"), "{}", stderr(&gone));
+}

@@ -101,7 +101,8 @@ impl Store {
     ) -> Result<CronRunsPage, StoreError> {
         let conn = self.conn();
         let mut sql = String::from("FROM cron_runs WHERE (?1 IS NULL OR job_id = ?1)");
-        let list = |v: &[String]| v.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(",");
+        let list =
+            |v: &[String]| v.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(",");
         if !statuses.is_empty() {
             sql.push_str(&format!(" AND status IN ({})", list(statuses)));
         }

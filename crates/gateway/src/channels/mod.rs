@@ -81,6 +81,14 @@ pub enum Delivery {
     },
     /// The session's stored channel route, if it has one (wake-ups, background completions).
     LastRoute,
+    /// A heartbeat turn: `HEARTBEAT_OK` stripped, short acknowledgements dropped, the rest sent to the
+    /// session's stored route when `to_last`.
+    Heartbeat {
+        /// `ackMaxChars`.
+        ack_max_chars: usize,
+        /// `target: "last"`.
+        to_last: bool,
+    },
 }
 
 struct RunningAccount {

@@ -67,7 +67,7 @@ pub async fn deliver_reply(
     draft: Option<String>,
 ) {
     let route = match deliver {
-        Delivery::Operator => return,
+        Delivery::Operator | Delivery::Heartbeat { .. } => return,
         Delivery::Origin { route, .. } => route.clone(),
         Delivery::LastRoute => {
             let row = state.store.session(session_key).ok().flatten();

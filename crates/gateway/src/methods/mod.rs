@@ -2,6 +2,7 @@
 mod channels;
 mod chat;
 mod config;
+mod cron;
 mod devices;
 mod info;
 mod params_schema;
@@ -126,6 +127,16 @@ async fn run(
         "channels.pairing.list" => channels::pairing_list(state, params),
         "channels.pairing.approve" => channels::pairing_approve(state, params).await,
         "channels.pairing.dismiss" => channels::pairing_dismiss(state, params),
+        "cron.list" => cron::list(state, params),
+        "cron.get" => cron::get(state, params),
+        "cron.status" => Ok(cron::status(state)),
+        "cron.add" => cron::add(state, params),
+        "cron.update" => cron::update(state, params),
+        "cron.remove" => cron::remove(state, params),
+        "cron.run" => cron::run(state, params),
+        "cron.runs" => cron::runs(state, params),
+        "last-heartbeat" => Ok(cron::last_heartbeat(state)),
+        "set-heartbeats" => cron::set_heartbeats(state, params),
         "sessions.subscribe" => Ok(json!({"ok": true})),
         "health" => Ok(info::health(state)),
         "status" => Ok(info::status(state)),

@@ -122,7 +122,7 @@ pub fn wake(state: &Arc<GatewayState>, p: Option<&Value>) -> Result<Value, Error
         .unwrap_or_else(|| homarus_protocol::session_key::main_session_key(&agent, None));
     state.system_events.push(&key, text.to_string());
     if mode == "now" {
-        crate::background::wake(state, &key, &agent);
+        crate::heartbeat::request_now(state, &key, &agent, "wake");
     }
     Ok(json!({"ok": true, "sessionKey": key, "mode": mode}))
 }

@@ -95,7 +95,15 @@ impl TestGateway {
 
     /// Start with a config and adjusted options (e.g. shorter protocol timers).
     pub async fn start_tuned(config: Option<&str>, tune: impl FnOnce(&mut GatewayOptions)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_dir(tempfile::tempdir().unwrap(), config, tune).await
+    }
+
+    /// Start again in the state folder of a closed gateway (a restart).
+    pub async fn start_in(dir: tempfile::TempDir, config: Option<&str>) -> Self {
+        Self::start_dir(dir, config, |_| {}).await
+    }
+
+    async fn start_dir(dir: tempfile::TempDir, config: Option<&str>, tune: impl FnOnce(&mut GatewayOptions)) -> Self {
         let config_path = dir.path().join("homarus.json");
         if let Some(text) = config {
             std::fs::write(&config_path, text).unwrap();
