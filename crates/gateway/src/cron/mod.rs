@@ -39,6 +39,12 @@ pub struct CronService {
     runs: std::sync::OnceLock<Arc<Semaphore>>,
     /// Work done by the last tick, in microseconds (`cron.status`).
     pub last_tick_us: AtomicU64,
+    /// Ticks so far.
+    pub ticks: AtomicU64,
+    /// The most work one tick did (µs).
+    pub max_tick_us: AtomicU64,
+    /// All ticks' work (µs).
+    pub total_tick_us: AtomicU64,
 }
 
 impl CronService {
@@ -82,14 +88,23 @@ fn enabled(state: &GatewayState) -> bool {
     state.config().config.cron.enabled != Some(false)
 }
 
-/// Store a job (memory, database, index) and wake the timer.
+/// Store a job (database, memory, index) and wake the timer.
 pub(crate) fn put(state: &GatewayState, job: CronJob) {
-    let now = now_ms();
-    if let Ok(v) = serde_json::to_value(&job) {
-        if let Err(e) = state.store.cron_job_put(&job.id, &v, now) {
+    persist(state, &job);
+    put_in_memory(state, job);
+}
+
+/// Write a job to the database (synced).
+fn persist(state: &GatewayState, job: &CronJob) {
+    if let Ok(v) = serde_json::to_value(job) {
+        if let Err(e) = state.store.cron_job_put(&job.id, &v, now_ms()) {
             tracing::error!(job = %job.id, error = %e, "cannot store a cron job");
         }
     }
+}
+
+/// Update the in-memory job and its index entry, and wake the timer.
+fn put_in_memory(state: &GatewayState, job: CronJob) {
     let next = if job.enabled && !state.cron.is_running(&job.id) { job.state.next_run_at_ms } else { None };
     state.cron.index().set(&job.id, next);
     state.cron.jobs().insert(job.id.clone(), job);
@@ -228,7 +243,11 @@ pub fn tick(state: &Arc<GatewayState>) -> usize {
             }
         }
     }
-    state.cron.last_tick_us.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    let us = started.elapsed().as_micros() as u64;
+    state.cron.last_tick_us.store(us, Ordering::Relaxed);
+    state.cron.max_tick_us.fetch_max(us, Ordering::Relaxed);
+    state.cron.ticks.fetch_add(1, Ordering::Relaxed);
+    state.cron.total_tick_us.fetch_add(us, Ordering::Relaxed);
     n
 }
 
@@ -265,12 +284,21 @@ pub(crate) fn fire(state: &Arc<GatewayState>, id: &str, slot: i64, now: i64, for
             _ => job.next_by_schedule(slot.max(now)),
         };
     }
-    put(state, job.clone());
+    // The tick only touches memory; the run's task writes the advanced slot (synced) before the
+    // run starts, so a tick over many jobs never waits on the disk.
+    put_in_memory(state, job.clone());
     let run_id = uuid::Uuid::new_v4().to_string();
-    announce(state, "started", Some(&job), id, json!({"runId": run_id, "runAtMs": slot}));
     let (st, rid) = (state.clone(), run_id.clone());
     let permits = state.cron.runs.get().cloned().unwrap_or_else(|| Arc::new(Semaphore::new(DEFAULT_MAX_RUNS)));
     state.cron.tracker.spawn(async move {
+        let saved = {
+            let (st2, job2) = (st.clone(), job.clone());
+            tokio::task::spawn_blocking(move || persist(&st2, &job2)).await
+        };
+        if saved.is_err() {
+            tracing::error!(job = %job.id, "cannot persist a cron job before its run");
+        }
+        announce(&st, "started", Some(&job), &job.id, json!({"runId": rid, "runAtMs": slot}));
         let _permit = permits.acquire_owned().await.ok();
         let started = now_ms();
         let outcome = exec::run(&st, &job, &rid).await;

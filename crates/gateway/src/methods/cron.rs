@@ -84,6 +84,9 @@ pub fn status(state: &GatewayState) -> Value {
            "running": jobs.iter().filter(|j| state.cron.is_running(&j.id)).count(),
            "nextWakeAtMs": state.cron.next_wake(),
            "lastTickUs": state.cron.last_tick_us.load(std::sync::atomic::Ordering::Relaxed),
+           "maxTickUs": state.cron.max_tick_us.load(std::sync::atomic::Ordering::Relaxed),
+           "ticks": state.cron.ticks.load(std::sync::atomic::Ordering::Relaxed),
+           "totalTickUs": state.cron.total_tick_us.load(std::sync::atomic::Ordering::Relaxed),
            "storePath": state.opts.database_path().display().to_string()})
 }
 
