@@ -420,7 +420,10 @@ pub struct HttpEndpointsConfig {
     /// gateway token as `Authorization: Bearer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_completions: Option<EndpointConfig>,
-    /// Other endpoints (`responses`, …). Accepted; not implemented by Homarus yet.
+    /// `POST /v1/responses` (OpenResponses) and `GET /v1/models` (same access as chat completions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responses: Option<EndpointConfig>,
+    /// Other endpoints. Accepted; not implemented by Homarus yet.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }

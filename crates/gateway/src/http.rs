@@ -39,6 +39,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/models", get(crate::openai_http::models))
         .route("/v1/models/{id}", get(crate::openai_http::model))
         .route("/v1/chat/completions", axum::routing::post(crate::openai_http::chat_completions))
+        .route("/v1/responses", axum::routing::post(crate::openai_responses::responses))
         .route("/tools/invoke", axum::routing::post(crate::tools_http::invoke))
         .fallback(crate::webhooks::fallback)
         .layer(DefaultBodyLimit::max(MAX_HTTP_BODY))

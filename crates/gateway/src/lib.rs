@@ -21,6 +21,7 @@ mod maintenance;
 mod media;
 mod methods;
 mod openai_http;
+mod openai_responses;
 mod options;
 mod outbound;
 mod reload;

@@ -26,15 +26,20 @@ use crate::state::{now_ms, GatewayState};
 /// Longest wait for a run's answer.
 const RUN_WAIT: Duration = Duration::from_secs(900);
 
-fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     (status, Json(json!({"error": {"message": message, "type": kind}}))).into_response()
 }
 
-fn enabled(state: &GatewayState) -> bool {
+/// Whether `chatCompletions` (`responses: false`) or `responses` is enabled.
+pub(crate) fn endpoint_enabled(state: &GatewayState, responses: bool) -> bool {
     let cfg = state.config();
-    let http = cfg.config.gateway.http.as_ref();
-    let ep = http.and_then(|h| h.endpoints.as_ref()).and_then(|e| e.chat_completions.as_ref());
+    let eps = cfg.config.gateway.http.as_ref().and_then(|h| h.endpoints.as_ref());
+    let ep = eps.and_then(|e| if responses { e.responses.as_ref() } else { e.chat_completions.as_ref() });
     ep.and_then(|e| e.enabled).unwrap_or(false)
+}
+
+fn enabled(state: &GatewayState) -> bool {
+    endpoint_enabled(state, false)
 }
 
 /// Check `Authorization: Bearer` against the gateway secret (constant time, rate limited).
@@ -57,9 +62,9 @@ pub(crate) fn authorize(state: &GatewayState, peer: SocketAddr, headers: &Header
     })
 }
 
-/// The API must be enabled and the caller authenticated.
+/// The API must be enabled and the caller authenticated (`/v1/models` serves either API).
 fn admit(state: &GatewayState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    if !enabled(state) {
+    if !enabled(state) && !endpoint_enabled(state, true) {
         return Err(Box::new(error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -70,7 +75,7 @@ fn admit(state: &GatewayState, peer: SocketAddr, headers: &HeaderMap) -> Result<
 }
 
 /// The agent a `model` value names.
-fn agent_of(model: &str, headers: &HeaderMap) -> Option<String> {
+pub(crate) fn agent_of(model: &str, headers: &HeaderMap) -> Option<String> {
     if let Some(a) = headers.get("x-openclaw-agent-id").and_then(|v| v.to_str().ok()) {
         return Some(homarus_protocol::session_key::normalize_agent_id(a));
     }
@@ -84,7 +89,7 @@ fn agent_of(model: &str, headers: &HeaderMap) -> Option<String> {
     Some(homarus_protocol::session_key::normalize_agent_id(id))
 }
 
-fn text_of(content: &Value) -> String {
+pub(crate) fn text_of(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("\n"),
@@ -178,22 +183,9 @@ pub async fn chat_completions(
         .collect();
     let system: Vec<String> =
         messages.iter().filter(|m| m["role"] == "system").map(|m| text_of(&m["content"])).collect();
-    let key = match (headers.get("x-openclaw-session-key").and_then(|v| v.to_str().ok()), req["user"].as_str()) {
-        (Some(k), _) => {
-            let k = k.trim().to_lowercase();
-            if ["subagent:", "cron:", "acp:"].iter().any(|ns| k.contains(ns)) {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request_error",
-                    "x-openclaw-session-key: reserved namespace (subagent:, cron:, acp:)",
-                );
-            }
-            k
-        }
-        (None, Some(user)) => {
-            format!("agent:{agent}:openai-user:{}", crate::auth::sha256_hex(user).get(..16).unwrap_or_default())
-        }
-        (None, None) => format!("agent:{agent}:openai:{}", uuid::Uuid::new_v4()),
+    let key = match session_key_for(&headers, req["user"].as_str(), &agent) {
+        Ok(k) => k,
+        Err(r) => return *r,
     };
     let fresh = state.store.session(&key).ok().flatten().is_none();
     let message = if fresh && !earlier.is_empty() {
@@ -251,12 +243,34 @@ pub async fn chat_completions(
     }
 }
 
+/// The session of a request: `x-openclaw-session-key` (not in a reserved namespace), else one per
+/// `user`, else a fresh one.
+pub(crate) fn session_key_for(headers: &HeaderMap, user: Option<&str>, agent: &str) -> Result<String, Box<Response>> {
+    Ok(match (headers.get("x-openclaw-session-key").and_then(|v| v.to_str().ok()), user) {
+        (Some(k), _) => {
+            let k = k.trim().to_lowercase();
+            if ["subagent:", "cron:", "acp:"].iter().any(|ns| k.contains(ns)) {
+                return Err(Box::new(error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "x-openclaw-session-key: reserved namespace (subagent:, cron:, acp:)",
+                )));
+            }
+            k
+        }
+        (None, Some(user)) => {
+            format!("agent:{agent}:openai-user:{}", crate::auth::sha256_hex(user).get(..16).unwrap_or_default())
+        }
+        (None, None) => format!("agent:{agent}:openai:{}", uuid::Uuid::new_v4()),
+    })
+}
+
 /// Aborts the run when dropped while armed (the HTTP client disconnected before the answer).
-struct RunGuard {
-    state: std::sync::Arc<GatewayState>,
-    session_key: String,
-    run_id: String,
-    armed: bool,
+pub(crate) struct RunGuard {
+    pub(crate) state: std::sync::Arc<GatewayState>,
+    pub(crate) session_key: String,
+    pub(crate) run_id: String,
+    pub(crate) armed: bool,
 }
 
 impl Drop for RunGuard {

