@@ -49,7 +49,7 @@ fn bad(message: &str) -> Response {
 }
 
 /// The prompt, earlier turns (for a fresh session) and system text of `input` + `instructions`.
-fn read_input(req: &Value) -> Result<(String, Vec<String>, Vec<String>), Response> {
+fn read_input(req: &Value) -> Result<(String, Vec<String>, Vec<String>), String> {
     let mut system: Vec<String> = req["instructions"].as_str().map(|s| vec![s.to_string()]).unwrap_or_default();
     match &req["input"] {
         Value::String(s) if !s.trim().is_empty() => Ok((s.clone(), vec![], system)),
@@ -63,26 +63,26 @@ fn read_input(req: &Value) -> Result<(String, Vec<String>, Vec<String>), Respons
                         match role {
                             "system" | "developer" => system.push(text),
                             "user" | "assistant" => turns.push((role.to_string(), text)),
-                            r => return Err(bad(&format!("input[{i}].role: {r:?} is not user, assistant, system or developer"))),
+                            r => return Err(format!("input[{i}].role: {r:?} is not user, assistant, system or developer")),
                         }
                     }
                     "function_call_output" | "function_call" => {
-                        return Err(bad(&format!(
+                        return Err(format!(
                             "input[{i}].type: client-side tools are not supported by Homarus yet; the agent uses its own tools"
-                        )))
+                        ))
                     }
                     // Accepted for compatibility, ignored for the prompt.
                     "reasoning" | "item_reference" => {}
-                    t => return Err(bad(&format!("input[{i}].type: {t:?} is not supported"))),
+                    t => return Err(format!("input[{i}].type: {t:?} is not supported")),
                 }
             }
             let Some(last) = turns.iter().rposition(|(r, _)| r == "user") else {
-                return Err(bad("input: no user message"));
+                return Err("input: no user message".into());
             };
             let earlier = turns[..last].iter().map(|(r, t)| format!("{r}: {t}")).collect();
             Ok((turns[last].1.clone(), earlier, system))
         }
-        _ => Err(bad("input: expected a non-empty string or an array of items")),
+        _ => Err("input: expected a non-empty string or an array of items".into()),
     }
 }
 
@@ -145,7 +145,7 @@ pub async fn responses(
     }
     let (prompt, earlier, system) = match read_input(&req) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(e) => return bad(&e),
     };
     let prev = req["previous_response_id"].clone();
     let key = match prev.as_str().and_then(|p| state.response_sessions.session_of(p)) {
