@@ -126,9 +126,9 @@ pub struct HooksConfig {
     /// Path prefix of the webhooks (default `/hooks`; `/` is refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Webhook mappings (custom paths). Accepted; not implemented by Homarus yet.
+    /// Custom webhook paths: `POST <path>/<name>` turned into a wake or an agent run by templates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mappings: Option<Value>,
+    pub mappings: Option<Vec<crate::hooks::HookMapping>>,
     /// Agents a webhook may target (default: only `main`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_agent_ids: Option<Vec<String>>,
@@ -581,7 +581,10 @@ impl HomarusConfig {
             ("session.sendPolicy", &se.send_policy),
         ];
         let h = &self.hooks;
-        let webhooks: &[(&'static str, &Option<Value>)] = &[("hooks.mappings", &h.mappings), ("hooks.gmail", &h.gmail)];
+        let webhooks: &[(&'static str, &Option<Value>)] = &[("hooks.gmail", &h.gmail)];
+        for (i, m) in h.mappings.iter().flatten().enumerate() {
+            out.extend(m.extra.keys().map(|k| format!("hooks.mappings[{i}].{k}")));
+        }
         for (name, v) in top.iter().chain(gw.iter()).chain(sess.iter()).chain(webhooks.iter()) {
             if v.is_some() {
                 out.push(name.to_string());

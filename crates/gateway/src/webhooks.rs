@@ -1,6 +1,8 @@
 //! Inbound webhooks (`hooks.enabled`): `POST <hooks.path>/wake` queues a system event for an
 //! agent's main session (optionally waking it now); `POST <hooks.path>/agent` runs an agent turn on
-//! an external event. Authenticated with `hooks.token` (a secret of their own, not the gateway's).
+//! an external event; any other `POST <hooks.path>/<name>` goes through `hooks.mappings`, whose
+//! templates turn the payload into one of the two. Authenticated with `hooks.token` (a secret of their
+//! own, not the gateway's).
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -67,6 +69,14 @@ pub async fn fallback(
         Ok(v @ Value::Object(_)) => v,
         _ => return error(StatusCode::BAD_REQUEST, "the body must be a JSON object"),
     };
+    // A custom path is a mapping: its templates turn the payload into a wake or an agent request.
+    let (action, payload, fixed_key) = match action {
+        "wake" | "agent" => (action.to_string(), payload, false),
+        sub => match mapped(hooks, sub, &payload, &headers, &uri) {
+            Ok(m) => m,
+            Err(r) => return *r,
+        },
+    };
     let agent = payload["agentId"]
         .as_str()
         .map(homarus_protocol::session_key::normalize_agent_id)
@@ -80,6 +90,9 @@ pub async fn fallback(
         Some(k) => {
             let k = k.trim().to_lowercase();
             let prefixes = hooks.allowed_session_key_prefixes.clone().unwrap_or_default();
+            if fixed_key {
+                return dispatch(&state, &action, &payload, &agent, Some(k), &headers).await;
+            }
             if hooks.allow_request_session_key != Some(true) {
                 return error(StatusCode::BAD_REQUEST, "sessionKey needs hooks.allowRequestSessionKey: true");
             }
@@ -92,13 +105,102 @@ pub async fn fallback(
             Some(k)
         }
     };
+    dispatch(&state, &action, &payload, &agent, session_key, &headers).await
+}
+
+async fn dispatch(
+    state: &std::sync::Arc<GatewayState>,
+    action: &str,
+    payload: &Value,
+    agent: &str,
+    session_key: Option<String>,
+    headers: &HeaderMap,
+) -> Response {
     match action {
-        "wake" => wake(&state, &payload, &agent, session_key),
-        "agent" => agent_hook(&state, &payload, &agent, session_key, &headers).await,
-        _ => {
-            error(StatusCode::NOT_FOUND, "unknown webhook (hooks.mappings are not supported yet): use /wake or /agent")
-        }
+        "wake" => wake(state, payload, agent, session_key),
+        _ => agent_hook(state, payload, agent, session_key, headers).await,
     }
+}
+
+/// The request a mapping makes of a custom path: `(action, payload, session key fixed by config)`.
+fn mapped(
+    hooks: &homarus_config::HooksConfig,
+    sub: &str,
+    payload: &Value,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<(String, Value, bool), Box<Response>> {
+    let sub = sub.trim_matches('/');
+    let mappings = hooks.mappings.as_deref().unwrap_or(&[]);
+    let hit = mappings.iter().enumerate().find(|(_, m)| {
+        let mt = m.matches.clone().unwrap_or_default();
+        mt.path.as_deref().is_none_or(|p| p.trim_matches('/') == sub)
+            && mt.source.as_deref().is_none_or(|s| payload["source"].as_str() == Some(s))
+    });
+    let Some((i, m)) = hit else {
+        return Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            &format!("no webhook at /{sub}: use /wake, /agent, or add a hooks.mappings entry"),
+        )));
+    };
+    let headers_obj: serde_json::Map<String, Value> = headers
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "authorization" | "x-openclaw-token"))
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), Value::String(v.to_string()))))
+        .collect();
+    let query: serde_json::Map<String, Value> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), Value::String(v.to_string()))))
+        .collect();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let ctx = json!({"payload": payload, "headers": headers_obj, "query": query, "path": sub, "now": now});
+    let render =
+        |t: &Option<String>| t.as_deref().map(|t| homarus_config::render_template(t, &ctx)).unwrap_or_default();
+    let id = m.id.clone().unwrap_or_else(|| format!("mapping-{i}"));
+    let bad = |what: &str| Box::new(error(StatusCode::BAD_REQUEST, &format!("hooks.mappings[{i}] ({id}): {what}")));
+    let action = m.action.clone().unwrap_or_else(|| "agent".into());
+    let mut out = json!({});
+    if let Some(a) = &m.agent_id {
+        out["agentId"] = json!(a);
+    }
+    let key = m.session_key.as_ref().map(|k| homarus_config::render_template(k, &ctx));
+    if key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+        return Err(bad("the sessionKey template rendered empty"));
+    }
+    let templated_key = m.session_key.as_deref().is_some_and(|k| k.contains("{{"));
+    if let Some(k) = &key {
+        out["sessionKey"] = json!(k);
+    }
+    match action.as_str() {
+        "wake" => {
+            let text = render(&m.text_template);
+            if text.trim().is_empty() {
+                return Err(bad("textTemplate rendered empty"));
+            }
+            out["text"] = json!(text);
+            out["mode"] = json!(m.wake_mode.clone().unwrap_or_else(|| "now".into()));
+        }
+        "agent" => {
+            let message = render(&m.message_template);
+            if message.trim().is_empty() {
+                return Err(bad("messageTemplate rendered empty"));
+            }
+            out["message"] = json!(message);
+            out["name"] = json!(m
+                .name
+                .as_ref()
+                .map(|n| homarus_config::render_template(n, &ctx))
+                .unwrap_or_else(|| "Hook".into()));
+            out["deliver"] = json!(m.deliver.unwrap_or(true));
+            if let Some(t) = m.timeout_seconds {
+                out["timeoutSeconds"] = json!(t);
+            }
+        }
+        other => return Err(bad(&format!("action {other:?} is not agent or wake"))),
+    }
+    Ok((action, out, key.is_some() && !templated_key))
 }
 
 fn wake(state: &std::sync::Arc<GatewayState>, p: &Value, agent: &str, session_key: Option<String>) -> Response {
@@ -118,7 +220,7 @@ fn wake(state: &std::sync::Arc<GatewayState>, p: &Value, agent: &str, session_ke
         state.system_events.push(&key, text.to_string());
     }
     if mode == "now" {
-        crate::background::wake(state, &key, agent);
+        crate::heartbeat::request_now(state, &key, agent, "hook");
     }
     Json(json!({"ok": true, "eventOutcome": outcome, "sessionKey": key})).into_response()
 }

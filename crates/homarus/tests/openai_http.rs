@@ -167,6 +167,52 @@ fn webhooks_wake_and_run_the_agent_with_their_own_token() {
 }
 
 #[test]
+fn mapped_webhooks_render_templates_into_agent_runs_and_wakes() {
+    let model = MockModel::start();
+    model.server.push_matching("Issue Crash opened", homarus_mockllm::Reply::Text("noted".into()));
+    let hooks = serde_json::json!({"enabled": true, "token": "hook-secret-123", "mappings": [
+        {"id": "github", "match": {"path": "github"}, "action": "agent", "name": "GitHub {{headers.x-github-event}}",
+         "messageTemplate": "Issue {{payload.issue.title}} opened by {{sender.login}} ({{issue.labels[0].name}})", "deliver": false},
+        {"match": {"path": "alerts", "source": "grafana"}, "action": "wake", "wakeMode": "next-heartbeat",
+         "textTemplate": "Alert: {{payload.title}}"},
+        {"match": {"path": "empty"}, "messageTemplate": "{{payload.nothing}}"}
+    ]});
+    let mut cfg: Value = serde_json::from_str(&model.config()).unwrap();
+    cfg["hooks"] = hooks;
+    let d = Daemon::start(&[], Some(&cfg.to_string()));
+    let base = d.url.replace("ws://", "http://");
+    let auth = "Authorization: Bearer hook-secret-123";
+    let body =
+        r#"{"issue":{"title":"Crash","labels":[{"name":"bug"}]},"sender":{"login":"octo"},"waitForCompletion":true}"#;
+    let (out, code) = curl(&["-H", auth, "-H", "X-GitHub-Event: issues", "-d", body, &format!("{base}/hooks/github")]);
+    assert_eq!(code, "200", "{out}");
+    assert!(out.contains("runId"), "{out}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let req = loop {
+        if let Some(r) = model.server.requests().into_iter().find(|r| r.to_string().contains("Issue Crash opened")) {
+            break r.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "the mapped run never reached the model");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(req.contains("Issue Crash opened by octo (bug)") && req.contains("GitHub issues"), "{req}");
+
+    let (out, code) =
+        curl(&["-H", auth, "-d", r#"{"source":"grafana","title":"CPU high"}"#, &format!("{base}/hooks/alerts")]);
+    assert_eq!(code, "200", "{out}");
+    let status: Value =
+        serde_json::from_str(&stdout(&d.cli(&["status", "--json", "--url", &d.url, "--token", &d.token]))).unwrap();
+    assert_eq!(status["queuedSystemEvents"], serde_json::json!(["Alert: CPU high"]));
+    let (_, code) = curl(&["-H", auth, "-d", r#"{"source":"other","title":"x"}"#, &format!("{base}/hooks/alerts")]);
+    assert_eq!(code, "404", "the source must match");
+    let (out, code) = curl(&["-H", auth, "-d", "{}", &format!("{base}/hooks/empty")]);
+    assert_eq!(code, "400");
+    assert!(out.contains("hooks.mappings[2] (mapping-2): messageTemplate rendered empty"), "{out}");
+    let (_, code) = curl(&["-d", "{}", &format!("{base}/hooks/github")]);
+    assert_eq!(code, "401");
+}
+
+#[test]
 fn tools_invoke_runs_one_tool_and_refuses_dangerous_ones() {
     let d = Daemon::start(&[], Some(r#"{"gateway":{"tools":{"deny":["web_fetch"]}}}"#));
     let base = d.url.replace("ws://", "http://");
