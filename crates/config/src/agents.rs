@@ -292,7 +292,11 @@ pub struct HeartbeatConfig {
     /// Only run between `start` and `end` (`HH:MM`, 24 h) in `timezone` (IANA; default the host's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_hours: Option<ActiveHours>,
-    /// Other OpenClaw heartbeat keys (`lightContext`, `includeReasoning`, `directPolicy`, …). Accepted; not used.
+    /// Inject only HEARTBEAT.md from the workspace into heartbeat turns (default false: every bootstrap
+    /// file, plus HEARTBEAT.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub light_context: Option<bool>,
+    /// Other OpenClaw heartbeat keys (`includeReasoning`, `directPolicy`, `isolatedSession`, …). Accepted; not used.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }

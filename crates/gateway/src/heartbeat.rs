@@ -284,6 +284,7 @@ async fn run(state: &Arc<GatewayState>, agent: &str, h: &HeartbeatConfig, reason
     }
     let ack_max = h.ack_max_chars.map(|n| n as usize).unwrap_or(DEFAULT_ACK_MAX);
     let to_last = h.target.as_deref() == Some("last");
+    let light_context = h.light_context == Some(true);
     let (tx, rx) = tokio::sync::oneshot::channel::<Value>();
     let started = now_ms();
     let spec = RunSpec {
@@ -294,7 +295,7 @@ async fn run(state: &Arc<GatewayState>, agent: &str, h: &HeartbeatConfig, reason
         extra_system_prompt: None,
         timeout: None,
         expected_session_id: None,
-        deliver: crate::channels::Delivery::Heartbeat { ack_max_chars: ack_max, to_last },
+        deliver: crate::channels::Delivery::Heartbeat { ack_max_chars: ack_max, to_last, light_context },
     };
     if let Err(e) = crate::runs::start(state, spec, move |r| {
         let _ = tx.send(r.clone());

@@ -97,7 +97,24 @@ async fn build_request(state: &Arc<GatewayState>, spec: &RunSpec, row: &SessionR
         .or(agents.defaults.bootstrap_max_chars)
         .map(|n| n as usize)
         .unwrap_or(homarus_agent::workspace::DEFAULT_BOOTSTRAP_MAX_CHARS);
-    let files = homarus_agent::workspace::load_bootstrap(&workspace, max_chars);
+    let mut files = homarus_agent::workspace::load_bootstrap(&workspace, max_chars);
+    if let crate::channels::Delivery::Heartbeat { light_context, .. } = &spec.deliver {
+        // A heartbeat reads HEARTBEAT.md; with lightContext it is the only workspace file injected.
+        if *light_context {
+            files.clear();
+        }
+        let path = workspace.join("HEARTBEAT.md");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let content = homarus_channels::clip(&text, max_chars).to_string();
+            let truncated = content.len() < text.len();
+            files.push(homarus_agent::workspace::BootstrapFile {
+                name: "HEARTBEAT.md".into(),
+                path,
+                content,
+                truncated,
+            });
+        }
+    }
     let session_tools = Arc::new(crate::session_tools::SessionTools::new(state, row));
     let mut tools = homarus_agent::tools::builtin_specs();
     tools.extend(homarus_agent::tools::ExtraTools::specs(session_tools.as_ref()));
@@ -229,7 +246,7 @@ pub(crate) async fn execute(
         && !outcome.aborted
         && !homarus_agent::is_silent(&outcome.text, false)
         && !outcome.text.is_empty();
-    if let crate::channels::Delivery::Heartbeat { ack_max_chars, to_last } = &spec.deliver {
+    if let crate::channels::Delivery::Heartbeat { ack_max_chars, to_last, .. } = &spec.deliver {
         let shown = if visible { crate::heartbeat::strip_ack(&outcome.text, *ack_max_chars) } else { None };
         if let (Some(text), true) = (shown, *to_last) {
             let last = crate::channels::Delivery::LastRoute;

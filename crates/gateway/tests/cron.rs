@@ -53,8 +53,25 @@ async fn runs_until(c: &mut Client, id: &str, ok: impl Fn(&[Value]) -> bool) -> 
 
 #[tokio::test]
 async fn manage_jobs_with_clear_errors_and_events() {
+    use homarus_hooks::{HandlerFuture, HookRunner, Registration};
+    use std::sync::{Arc, Mutex};
+    let runner = Arc::new(HookRunner::new());
+    let changes: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = changes.clone();
+    runner
+        .register(Registration {
+            plugin_id: "watcher".into(),
+            hook: "cron_changed".into(),
+            priority: 0,
+            timeout: None,
+            handler: Arc::new(move |_: &str, event: Value, _ctx: Value| -> HandlerFuture {
+                sink.lock().unwrap().push(event);
+                Box::pin(async { Ok(None) })
+            }),
+        })
+        .unwrap();
     let mock = MockLlm::start().await.unwrap();
-    let gw = TestGateway::start_with(Some(&config(&mock, ""))).await;
+    let gw = TestGateway::start_tuned(Some(&config(&mock, "")), |o| o.hooks = runner.clone()).await;
     let (mut c, hello) = connect_cli(&gw.url()).await;
     for m in ["cron.add", "cron.list", "cron.runs", "last-heartbeat", "set-heartbeats"] {
         assert!(hello["features"]["methods"].as_array().unwrap().iter().any(|x| x == m), "{m}");
@@ -108,6 +125,20 @@ async fn manage_jobs_with_clear_errors_and_events() {
     assert_eq!(c.call("cron.remove", json!({"jobId": id})).await["removed"], true);
     let gone = c.request("cron.get", json!({"id": id})).await;
     assert_eq!(gone["error"]["details"]["code"], "CRON_JOB_NOT_FOUND");
+    // Plugins heard every change through cron_changed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut actions: Vec<String> =
+            changes.lock().unwrap().iter().filter_map(|e| e["action"].as_str().map(str::to_string)).collect();
+        // Observation hooks run concurrently: the order they land in is not guaranteed.
+        actions.sort();
+        if actions == ["added", "removed", "updated"] {
+            assert!(changes.lock().unwrap().iter().all(|e| e["jobId"] == id.as_str()));
+            break;
+        }
+        assert!(Instant::now() < deadline, "cron_changed: {actions:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

@@ -71,6 +71,13 @@ async fn heartbeats_read_the_file_drop_acks_and_reach_the_last_conversation() {
     let out: Vec<Value> = bus.outbound().await.into_iter().filter(|m| m["to"] == "dm:alice").collect();
     assert!(!out.iter().any(|m| m["text"].as_str().unwrap_or("").contains("all quiet")), "the short ack was dropped");
 
+    // HEARTBEAT.md is injected into the heartbeat turn, beside the other workspace files.
+    let hb = mock.requests().into_iter().find(|r| r.to_string().contains("Read HEARTBEAT.md")).unwrap().to_string();
+    assert!(
+        hb.contains("## HEARTBEAT.md")
+            && hb.contains("remind alice to water the plants")
+            && hb.contains("## AGENTS.md")
+    );
     c.call("set-heartbeats", json!({"enabled": false})).await;
     let off = heartbeat_event(&mut c, |p| p["skipReason"] == "disabled").await;
     assert_eq!(off["status"], "skipped");
@@ -85,7 +92,7 @@ async fn a_cron_wake_now_runs_a_heartbeat_with_the_event() {
         "Stand up and stretch",
         Reply::Text("Time to stretch, you have been sitting for an hour!".into()),
     );
-    let gw = TestGateway::start_with(Some(&config(&mock, r#"{every: "1h"}"#, ""))).await;
+    let gw = TestGateway::start_with(Some(&config(&mock, r#"{every: "1h", lightContext: true}"#, ""))).await;
     let (mut c, _) = connect_cli(&gw.url()).await;
     c.call(
         "cron.add",
@@ -98,4 +105,5 @@ async fn a_cron_wake_now_runs_a_heartbeat_with_the_event() {
     assert!(sent["preview"].as_str().unwrap().starts_with("Time to stretch"));
     let req = mock.requests().into_iter().find(|r| r.to_string().contains("Stand up and stretch")).unwrap();
     assert!(req.to_string().contains("Read HEARTBEAT.md"), "a heartbeat turn carried the event");
+    assert!(!req.to_string().contains("## AGENTS.md"), "lightContext: no other workspace file");
 }

@@ -88,6 +88,8 @@ pub enum Delivery {
         ack_max_chars: usize,
         /// `target: "last"`.
         to_last: bool,
+        /// `lightContext`: only HEARTBEAT.md from the workspace.
+        light_context: bool,
     },
 }
 
