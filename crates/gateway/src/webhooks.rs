@@ -275,7 +275,11 @@ async fn agent_hook(
         let _ = tx.send(result.clone());
     });
     if let Err(e) = started {
-        return error(StatusCode::SERVICE_UNAVAILABLE, &e.message);
+        // A target session that cannot take another message is a conflict the caller resolves; a
+        // closing gateway is temporary.
+        let status =
+            if e.message.contains("queued already") { StatusCode::CONFLICT } else { StatusCode::SERVICE_UNAVAILABLE };
+        return error(status, &e.message);
     }
     let mut out = json!({"ok": true, "runId": run_id});
     if p["waitForCompletion"] == true {

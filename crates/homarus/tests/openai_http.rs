@@ -210,6 +210,43 @@ fn mapped_webhooks_render_templates_into_agent_runs_and_wakes() {
     assert!(out.contains("hooks.mappings[2] (mapping-2): messageTemplate rendered empty"), "{out}");
     let (_, code) = curl(&["-d", "{}", &format!("{base}/hooks/github")]);
     assert_eq!(code, "401");
+    // Bodies are capped.
+    let big = format!("{{\"source\":\"grafana\",\"title\":\"{}\"}}", "x".repeat(3 * 1024 * 1024));
+    let file = d.state_dir().join("big.json");
+    std::fs::write(&file, big).unwrap();
+    let (_, code) =
+        curl(&["-H", auth, "--data-binary", &format!("@{}", file.display()), &format!("{base}/hooks/alerts")]);
+    assert_eq!(code, "413");
+}
+
+#[test]
+fn a_webhook_into_a_full_session_queue_is_a_conflict() {
+    let model = MockModel::start();
+    model.server.push_matching(
+        "first event",
+        homarus_mockllm::Reply::Chunks(vec!["slow".into(), " answer".into()], std::time::Duration::from_secs(3)),
+    );
+    let mut cfg: Value = serde_json::from_str(&model.config()).unwrap();
+    cfg["hooks"] = serde_json::json!({"enabled": true, "token": "hook-secret-123", "allowRequestSessionKey": true,
+                                      "allowedSessionKeyPrefixes": ["agent:main:hook-"]});
+    cfg["messages"] = serde_json::json!({"queue": {"mode": "followup", "cap": 1, "drop": "new", "debounceMs": 0}});
+    let d = Daemon::start(&[], Some(&cfg.to_string()));
+    let base = d.url.replace("ws://", "http://");
+    let auth = "Authorization: Bearer hook-secret-123";
+    let send = |msg: &str| {
+        let body = format!(r#"{{"message":"{msg}","sessionKey":"agent:main:hook-busy"}}"#);
+        curl(&["-H", auth, "-d", &body, &format!("{base}/hooks/agent")])
+    };
+    assert_eq!(send("first event").1, "200");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !model.server.requests().iter().any(|r| r.to_string().contains("first event")) {
+        assert!(std::time::Instant::now() < deadline, "the first run never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(send("second event").1, "200", "queued behind the running turn");
+    let (body, code) = send("third event");
+    assert_eq!(code, "409", "{body}");
+    assert!(body.contains("messages.queue.cap"), "{body}");
 }
 
 #[test]
