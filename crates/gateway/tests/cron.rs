@@ -281,3 +281,46 @@ async fn every_second_for_a_minute_across_a_restart_without_drift_or_duplicates(
     }
     assert!(elapsed >= Duration::from_secs(58) && elapsed <= Duration::from_secs(75), "60 runs took {elapsed:?}");
 }
+
+#[tokio::test]
+async fn missed_slots_after_downtime_run_once_or_are_skipped_and_interrupted_runs_are_recorded() {
+    let mock = MockLlm::start().await.unwrap();
+    for (skip, expect_run) in [(false, true), (true, false)] {
+        let cfg = config(&mock, &format!("cron: {{skipMissedJobs: {skip}}}"));
+        let mut gw = TestGateway::start_with(Some(&cfg)).await;
+        let (mut c, _) = connect_cli(&gw.url()).await;
+        let hourly = c.call("cron.add", json!({"name": "hourly", "schedule": {"kind": "every", "everyMs": 3_600_000},
+            "sessionTarget": "main", "wakeMode": "next-heartbeat", "payload": {"kind": "systemEvent", "text": "hourly"}})).await;
+        let id = hourly["id"].as_str().unwrap().to_string();
+        gw.close("down for a while", None).await;
+        // While it was down, the slot passed; and the last process died during another job's run.
+        let opts = homarus_gateway::GatewayOptions::new(gw.dir.path().to_path_buf(), gw.config_path());
+        let store = homarus_store::Store::open(&opts.database_path()).unwrap();
+        let mut job = store.cron_job(&id).unwrap().unwrap();
+        let past = job["state"]["nextRunAtMs"].as_i64().unwrap() - 3_600_000 - 60_000;
+        job["state"]["nextRunAtMs"] = json!(past);
+        store.cron_job_put(&id, &job, past).unwrap();
+        let mut crashed = job.clone();
+        crashed["id"] = json!("crashed-job");
+        crashed["state"]["runningAtMs"] = json!(past);
+        store.cron_job_put("crashed-job", &crashed, past).unwrap();
+        drop(store);
+        let gw2 = TestGateway::start_in(gw.dir, Some(&cfg)).await;
+        let (mut c, _) = connect_cli(&gw2.url()).await;
+        let interrupted = runs_until(&mut c, "crashed-job", |e| !e.is_empty()).await;
+        assert_eq!(interrupted[0]["status"], "error");
+        assert!(interrupted[0]["error"].as_str().unwrap().contains("interrupted"), "{}", interrupted[0]);
+        if expect_run {
+            let runs = runs_until(&mut c, &id, |e| !e.is_empty()).await;
+            assert_eq!(runs.len(), 1, "caught up once, not once per missed slot");
+        } else {
+            let job = c.call("cron.get", json!({"id": id})).await;
+            assert!(
+                job["state"]["nextRunAtMs"].as_i64().unwrap() > past + 3_600_000,
+                "skipped to a future slot: {job}"
+            );
+            let runs = c.call("cron.runs", json!({"id": id})).await;
+            assert_eq!(runs["total"], 0, "skipMissedJobs: nothing ran");
+        }
+    }
+}
