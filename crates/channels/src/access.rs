@@ -170,23 +170,10 @@ mod tests {
     use super::*;
 
     fn msg(chat: ChatKind, sender: &str, text: &str) -> InboundMessage {
-        InboundMessage {
-            channel: "telegram".into(),
-            account_id: "default".into(),
-            chat,
-            chat_id: if chat == ChatKind::Direct { sender.into() } else { "-100".into() },
-            chat_title: None,
-            sender_id: sender.into(),
-            sender_name: Some("alice".into()),
-            text: text.into(),
-            message_id: None,
-            thread_id: None,
-            reply_to: None,
-            mentioned: false,
-            media: vec![],
-            native_command: None,
-            timestamp_ms: 0,
-        }
+        let chat_id = if chat == ChatKind::Direct { sender } else { "-100" };
+        let mut m = crate::test_message("telegram", "default", chat, chat_id, sender, text);
+        m.sender_name = Some("alice".into());
+        m
     }
 
     fn settings(v: serde_json::Value) -> ChannelSettings {

@@ -343,11 +343,27 @@ pub fn builtin() -> Vec<Arc<dyn Channel>> {
     vec![Arc::new(telegram::Telegram), Arc::new(matrix::Matrix), Arc::new(irc::Irc), Arc::new(qa::QaChannel)]
 }
 
-/// Wait for the next outbound request or shutdown (`None` when the account must stop).
-pub async fn next_request(io: &mut AccountIo) -> Option<OutboundRequest> {
-    tokio::select! {
-        _ = io.shutdown.cancelled() => None,
-        r = io.outbound.recv() => r,
+/// Answer outbound requests with `perform` until the account stops, noting each accepted send in the
+/// status.
+pub async fn serve_outbound<F, Fut>(
+    rx: &mut mpsc::Receiver<OutboundRequest>,
+    stop: &CancellationToken,
+    status: &StatusCell,
+    mut perform: F,
+) where
+    F: FnMut(Outbound) -> Fut,
+    Fut: Future<Output = Result<Receipt, ChannelError>>,
+{
+    loop {
+        let req = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = rx.recv() => match r { Some(r) => r, None => return },
+        };
+        let result = perform(req.op).await;
+        if result.is_ok() {
+            set_status(status, |s| s.last_outbound_at = Some(now_ms()));
+        }
+        let _ = req.reply.send(result);
     }
 }
 
@@ -384,6 +400,35 @@ pub(crate) fn str_of(v: &Value, key: &str) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+/// A plain text message for unit tests.
+#[cfg(test)]
+pub(crate) fn test_message(
+    channel: &str,
+    account: &str,
+    chat: ChatKind,
+    chat_id: &str,
+    sender: &str,
+    text: &str,
+) -> InboundMessage {
+    InboundMessage {
+        channel: channel.into(),
+        account_id: account.into(),
+        chat,
+        chat_id: chat_id.into(),
+        chat_title: None,
+        sender_id: sender.into(),
+        sender_name: None,
+        text: text.into(),
+        message_id: None,
+        thread_id: None,
+        reply_to: None,
+        mentioned: false,
+        media: vec![],
+        native_command: None,
+        timestamp_ms: 0,
     }
 }
 

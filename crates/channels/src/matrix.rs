@@ -198,30 +198,18 @@ async fn run(mut client: Client, user: Option<String>, password: Option<String>,
         shutdown: io.shutdown.clone(),
     };
     let syncer = sync_loop(client.clone(), me.clone(), &ctx);
-    let sender = async {
-        let mut txn = 0u64;
-        while let Some(req) = next_request_split(&mut io.outbound, &io.shutdown).await {
-            txn += 1;
-            let result = perform(&client, &me, req.op, txn).await;
-            if result.is_ok() {
-                set_status(&io.status, |s| s.last_outbound_at = Some(now_ms()));
-            }
-            let _ = req.reply.send(result);
-        }
-    };
+    let mut txn = 0u64;
+    let (client_ref, me_ref) = (&client, &me);
+    let sender = crate::serve_outbound(&mut io.outbound, &io.shutdown, &io.status, |op| {
+        txn += 1;
+        perform(client_ref, me_ref, op, txn)
+    });
     tokio::join!(syncer, sender);
     crate::refuse_pending(&mut io, ID);
     set_status(&io.status, |s| {
         s.running = false;
         s.connected = false;
     });
-}
-
-async fn next_request_split(
-    rx: &mut tokio::sync::mpsc::Receiver<crate::OutboundRequest>,
-    stop: &tokio_util::sync::CancellationToken,
-) -> Option<crate::OutboundRequest> {
-    tokio::select! { _ = stop.cancelled() => None, r = rx.recv() => r }
 }
 
 /// What the sync loop needs of the account (the sender half keeps the outbound receiver).

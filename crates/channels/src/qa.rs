@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 
 use crate::backoff::Backoff;
 use crate::{
-    next_request, now_ms, set_status, str_of, AccountIo, AccountTask, Channel, ChannelError, ChatKind, InboundMessage,
-    Outbound, Receipt, ReplyRef, StatusCell, Target,
+    now_ms, set_status, str_of, AccountIo, AccountTask, Channel, ChannelError, ChatKind, InboundMessage, Outbound,
+    Receipt, ReplyRef, StatusCell, Target,
 };
 
 /// The `qa-channel` channel.
@@ -81,15 +81,7 @@ async fn run(bus: Bus, mut io: AccountIo) {
     });
     let poll_ms = io.settings.poll_timeout_ms.unwrap_or(1000).clamp(50, 30_000);
     let poller = poll_loop(bus.clone(), io.inbound.clone(), io.status.clone(), io.shutdown.clone(), poll_ms);
-    let sender = async {
-        while let Some(req) = next_request(&mut io).await {
-            let result = send(&bus, req.op).await;
-            if result.is_ok() {
-                set_status(&io.status, |s| s.last_outbound_at = Some(now_ms()));
-            }
-            let _ = req.reply.send(result);
-        }
-    };
+    let sender = crate::serve_outbound(&mut io.outbound, &io.shutdown, &io.status, |op| send(&bus, op));
     tokio::join!(poller, sender);
     crate::refuse_pending(&mut io, ID);
     set_status(&io.status, |s| {

@@ -135,23 +135,7 @@ mod tests {
     use super::*;
 
     fn msg(channel: &str, account: &str, chat: ChatKind, id: &str) -> InboundMessage {
-        InboundMessage {
-            channel: channel.into(),
-            account_id: account.into(),
-            chat,
-            chat_id: id.into(),
-            chat_title: None,
-            sender_id: "u1".into(),
-            sender_name: None,
-            text: "hi".into(),
-            message_id: None,
-            thread_id: None,
-            reply_to: None,
-            mentioned: false,
-            media: vec![],
-            native_command: None,
-            timestamp_ms: 0,
-        }
+        crate::test_message(channel, account, chat, id, "u1", "hi")
     }
 
     fn cfg(v: serde_json::Value) -> HomarusConfig {

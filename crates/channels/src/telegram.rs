@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use crate::backoff::Backoff;
 use crate::format::{chunk, render, Markup};
 use crate::{
-    next_request, now_ms, set_status, str_of, AccountIo, AccountTask, Channel, ChannelError, ChatKind, InboundMessage,
-    MediaRef, Outbound, Receipt, ReplyRef, StatusCell, Target,
+    now_ms, set_status, str_of, AccountIo, AccountTask, Channel, ChannelError, ChatKind, InboundMessage, MediaRef,
+    Outbound, Receipt, ReplyRef, StatusCell, Target,
 };
 
 mod webhook;
@@ -219,15 +219,7 @@ async fn run(api: Api, mut io: AccountIo) {
             }
         }
     };
-    let sender = async {
-        while let Some(req) = next_request(&mut io).await {
-            let result = perform(&api, req.op).await;
-            if result.is_ok() {
-                set_status(&io.status, |s| s.last_outbound_at = Some(now_ms()));
-            }
-            let _ = req.reply.send(result);
-        }
-    };
+    let sender = crate::serve_outbound(&mut io.outbound, &io.shutdown, &io.status, |op| perform(&api, op));
     tokio::join!(receiver, sender);
     stopped(&mut io);
 }

@@ -187,14 +187,8 @@ pub async fn chat_completions(
         Ok(k) => k,
         Err(r) => return *r,
     };
-    let fresh = state.store.session(&key).ok().flatten().is_none();
-    let message = if fresh && !earlier.is_empty() {
-        format!("[Conversation so far]\n{}\n\n{prompt}", earlier.join("\n"))
-    } else {
-        prompt
-    };
+    let message = prompt_with_context(&state, &key, prompt, &earlier);
     let run_id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let spec_key = key.clone();
     let spec = RunSpec {
         run_id: run_id.clone(),
         session_key: key,
@@ -205,26 +199,17 @@ pub async fn chat_completions(
         expected_session_id: None,
         deliver: Default::default(),
     };
-    let stream = req["stream"] == true;
     let include_usage = req["stream_options"]["include_usage"] == true;
-    let (done_tx, done_rx) = oneshot::channel::<Value>();
-    let events = stream.then(|| state.listen_run(&run_id));
-    if let Err(e) = crate::runs::start(&state, spec, move |result| {
-        let _ = done_tx.send(result.clone());
-    }) {
-        state.unlisten_run(&run_id);
-        return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e.message);
-    }
+    let HttpRun { events, done, mut guard } = match start_http_run(&state, spec, req["stream"] == true) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
     let model = model.to_string();
-    // A client that goes away cancels its run.
-    let mut guard = RunGuard { state: state.clone(), session_key: spec_key, run_id: run_id.clone(), armed: true };
     match events {
         None => {
-            let waited = tokio::time::timeout(RUN_WAIT, done_rx).await;
-            guard.armed = false;
-            let result = match waited {
-                Ok(Ok(r)) => r,
-                _ => return error(StatusCode::GATEWAY_TIMEOUT, "timeout", "the agent run did not finish"),
+            let result = match wait_result(done, &mut guard).await {
+                Ok(r) => r,
+                Err(r) => return *r,
             };
             if result["status"] != "ok" {
                 let msg = result["error"].as_str().unwrap_or("the agent run failed");
@@ -239,7 +224,7 @@ pub async fn chat_completions(
             }))
             .into_response()
         }
-        Some(rx) => sse(guard, model, rx, done_rx, include_usage),
+        Some(rx) => sse(guard, model, rx, done, include_usage),
     }
 }
 
@@ -263,6 +248,52 @@ pub(crate) fn session_key_for(headers: &HeaderMap, user: Option<&str>, agent: &s
         }
         (None, None) => format!("agent:{agent}:openai:{}", uuid::Uuid::new_v4()),
     })
+}
+
+/// A run started for an HTTP request: its `chat` events when streaming, its result, and the guard
+/// that aborts it if the client leaves.
+pub(crate) struct HttpRun {
+    pub(crate) events: Option<mpsc::Receiver<Value>>,
+    pub(crate) done: oneshot::Receiver<Value>,
+    pub(crate) guard: RunGuard,
+}
+
+/// The prompt for `key`: a fresh session also gets the earlier turns the client sent.
+pub(crate) fn prompt_with_context(state: &GatewayState, key: &str, prompt: String, earlier: &[String]) -> String {
+    let fresh = state.store.session(key).ok().flatten().is_none();
+    if fresh && !earlier.is_empty() {
+        format!("[Conversation so far]\n{}\n\n{prompt}", earlier.join("\n"))
+    } else {
+        prompt
+    }
+}
+
+/// Start `spec` for an HTTP client (503 when it cannot start).
+pub(crate) fn start_http_run(
+    state: &std::sync::Arc<GatewayState>,
+    spec: RunSpec,
+    stream: bool,
+) -> Result<HttpRun, Box<Response>> {
+    let (run_id, session_key) = (spec.run_id.clone(), spec.session_key.clone());
+    let (done_tx, done) = oneshot::channel::<Value>();
+    let events = stream.then(|| state.listen_run(&run_id));
+    if let Err(e) = crate::runs::start(state, spec, move |result| {
+        let _ = done_tx.send(result.clone());
+    }) {
+        state.unlisten_run(&run_id);
+        return Err(Box::new(error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e.message)));
+    }
+    Ok(HttpRun { events, done, guard: RunGuard { state: state.clone(), session_key, run_id, armed: true } })
+}
+
+/// Wait for a non-streamed run's result (504 after [`RUN_WAIT`]).
+pub(crate) async fn wait_result(done: oneshot::Receiver<Value>, guard: &mut RunGuard) -> Result<Value, Box<Response>> {
+    let waited = tokio::time::timeout(RUN_WAIT, done).await;
+    guard.armed = false;
+    match waited {
+        Ok(Ok(r)) => Ok(r),
+        _ => Err(Box::new(error(StatusCode::GATEWAY_TIMEOUT, "timeout", "the agent run did not finish"))),
+    }
 }
 
 /// Aborts the run when dropped while armed (the HTTP client disconnected before the answer).

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::http::AppState;
-use crate::openai_http::{agent_of, error, session_key_for, text_of, RunGuard};
+use crate::openai_http::{agent_of, error, session_key_for, start_http_run, text_of, wait_result, HttpRun, RunGuard};
 use crate::runs::RunSpec;
 use crate::state::now_ms;
 
@@ -156,12 +156,7 @@ pub async fn responses(
             Err(r) => return *r,
         },
     };
-    let fresh = state.store.session(&key).ok().flatten().is_none();
-    let message = if fresh && !earlier.is_empty() {
-        format!("[Conversation so far]\n{}\n\n{prompt}", earlier.join("\n"))
-    } else {
-        prompt
-    };
+    let message = crate::openai_http::prompt_with_context(&state, &key, prompt, &earlier);
     let id = format!("resp_{}", uuid::Uuid::new_v4().simple());
     state.response_sessions.remember(&id, &key);
     let spec = RunSpec {
@@ -174,22 +169,15 @@ pub async fn responses(
         expected_session_id: None,
         deliver: Default::default(),
     };
-    let streaming = req["stream"] == true;
-    let (done_tx, done_rx) = oneshot::channel::<Value>();
-    let events = streaming.then(|| state.listen_run(&id));
-    if let Err(e) = crate::runs::start(&state, spec, move |r| {
-        let _ = done_tx.send(r.clone());
-    }) {
-        state.unlisten_run(&id);
-        return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e.message);
-    }
-    let mut guard = RunGuard { state: state.clone(), session_key: key, run_id: id.clone(), armed: true };
+    let HttpRun { events, done, mut guard } = match start_http_run(&state, spec, req["stream"] == true) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
     match events {
         None => {
-            let waited = tokio::time::timeout(RUN_WAIT, done_rx).await;
-            guard.armed = false;
-            let Ok(Ok(result)) = waited else {
-                return error(StatusCode::GATEWAY_TIMEOUT, "timeout", "the agent run did not finish");
+            let result = match wait_result(done, &mut guard).await {
+                Ok(r) => r,
+                Err(r) => return *r,
             };
             if result["status"] != "ok" {
                 let mut v = response_object(&id, &model, "failed", None, None, &prev);
@@ -199,7 +187,7 @@ pub async fn responses(
             let usage = &result["meta"]["agentMeta"]["usage"];
             Json(response_object(&id, &model, "completed", result["text"].as_str(), Some(usage), &prev)).into_response()
         }
-        Some(rx) => stream_events(guard, model, prev, rx, done_rx),
+        Some(rx) => stream_events(guard, model, prev, rx, done),
     }
 }
 
