@@ -95,6 +95,20 @@ async fn connect(conf: &Conf) -> Result<Box<dyn Conn>, String> {
     }
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // Also trust the certificates in SSL_CERT_FILE (a private network's CA, a self-signed test server).
+    if let Some(path) = std::env::var_os("SSL_CERT_FILE") {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        match CertificateDer::pem_file_iter(&path) {
+            Ok(certs) => {
+                for cert in certs.flatten() {
+                    if let Err(e) = roots.add(cert) {
+                        tracing::warn!(channel = ID, error = %e, "a certificate in SSL_CERT_FILE was not usable");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(channel = ID, error = %e, "cannot read SSL_CERT_FILE"),
+        }
+    }
     let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?

@@ -200,3 +200,63 @@ async fn sasl_nickserv_ping_and_reconnect_after_the_server_drops() {
     assert_eq!(acc["running"], true);
     assert!(acc["lastStartAt"].as_i64().is_some());
 }
+
+#[tokio::test]
+async fn tls_connection_to_miniircd() {
+    let Some(dir) = peers::peers_dir() else { return };
+    let (server, cert) = peers::miniircd_tls(&dir);
+    // The only test in this binary that needs it; the channel trusts SSL_CERT_FILE besides the web roots.
+    std::env::set_var("SSL_CERT_FILE", &cert);
+    let mock = MockLlm::start().await.unwrap();
+    mock.push([Reply::Text("secure hello".into())]);
+    let config = format!(
+        r##"{{
+          models: {{providers: {{local: {{baseUrl: "{}", apiKey: "sk-test", api: "openai-completions",
+                     models: [{{id: "mock-model", contextWindow: 120000, maxTokens: 1024}}]}}}}}},
+          agents: {{defaults: {{model: {{primary: "local/mock-model"}}}}}},
+          channels: {{irc: {{host: "127.0.0.1", port: {}, tls: true, nick: "homarus", dmPolicy: "open", allowFrom: ["*"]}}}}
+        }}"##,
+        mock.openai_base_url(),
+        server.port
+    );
+    let gw = TestGateway::start_with(Some(&config)).await;
+    let (mut c, _) = connect_cli(&gw.url()).await;
+    c.until("channels.status", json!({}), |v| v["channelAccounts"]["irc"][0]["connected"] == true).await;
+    // The simulated user speaks TLS too.
+    let tcp = TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg)).connect(name, tcp).await.unwrap();
+    let (r, mut w) = tokio::io::split(tls);
+    let mut reader = BufReader::new(r);
+    w.write_all(b"NICK tina\r\nUSER tina 0 * :tina\r\n").await.unwrap();
+    let mut got = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut sent = false;
+    loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout_at(deadline, reader.read_line(&mut line)).await.expect("a reply in time").unwrap();
+        assert!(n > 0, "closed; saw {got}");
+        if let Some(t) = line.trim_end().strip_prefix("PING ") {
+            w.write_all(format!("PONG {t}\r\n").as_bytes()).await.unwrap();
+        }
+        if line.contains(" 001 ") && !sent {
+            w.write_all(b"PRIVMSG homarus :hello over tls\r\n").await.unwrap();
+            sent = true;
+        }
+        got.push_str(&line);
+        if line.contains("PRIVMSG tina :secure hello") {
+            break;
+        }
+    }
+}

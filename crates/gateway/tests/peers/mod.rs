@@ -102,6 +102,51 @@ pub fn miniircd(peers: &Path) -> Peer {
     Peer { child, port, _dir: None }
 }
 
+/// miniircd over TLS with a fresh self-signed certificate for 127.0.0.1; returns the peer and the
+/// certificate's PEM file (to trust through SSL_CERT_FILE).
+pub fn miniircd_tls(peers: &Path) -> (Peer, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let port = free_port();
+    let mut cmd = Command::new(peers.join("venv/bin/miniircd"));
+    cmd.args(["--listen", "127.0.0.1", "--ports", &port.to_string()])
+        .arg("--ssl-cert-file")
+        .arg(&cert)
+        .arg("--ssl-key-file")
+        .arg(&key);
+    if unsafe_is_root() {
+        cmd.args(["--setuid", "root"]);
+    }
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("miniircd runs");
+    wait_port(&mut child, port, "miniircd (TLS)", Duration::from_secs(10));
+    (Peer { child, port, _dir: Some(dir) }, cert)
+}
+
 fn unsafe_is_root() -> bool {
     std::env::var("USER").as_deref() == Ok("root")
         || Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
