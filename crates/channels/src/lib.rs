@@ -343,6 +343,25 @@ pub fn builtin() -> Vec<Arc<dyn Channel>> {
     vec![Arc::new(telegram::Telegram), Arc::new(matrix::Matrix), Arc::new(irc::Irc), Arc::new(qa::QaChannel)]
 }
 
+/// The connection works (again): connected, no reconnect pending.
+pub fn mark_connected(cell: &StatusCell) {
+    set_status(cell, |s| {
+        s.connected = true;
+        s.restart_pending = false;
+        s.reconnect_attempts = 0;
+    });
+}
+
+/// The connection failed with `error`; reconnect attempt number `attempt` follows.
+pub fn mark_failed(cell: &StatusCell, attempt: u32, error: &str) {
+    set_status(cell, |s| {
+        s.connected = false;
+        s.restart_pending = true;
+        s.reconnect_attempts = attempt;
+        s.last_error = Some(error.to_string());
+    });
+}
+
 /// Answer outbound requests with `perform` until the account stops, noting each accepted send in the
 /// status.
 pub async fn serve_outbound<F, Fut>(

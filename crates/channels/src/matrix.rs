@@ -240,12 +240,7 @@ async fn sync_loop(client: Client, me: String, io: &SyncCtx) {
         let v = match got {
             Ok(v) => v,
             Err(e) => {
-                set_status(&io.status, |s| {
-                    s.connected = false;
-                    s.restart_pending = true;
-                    s.reconnect_attempts = backoff.attempts() + 1;
-                    s.last_error = Some(e.to_string());
-                });
+                crate::mark_failed(&io.status, backoff.attempts() + 1, &e.to_string());
                 tracing::warn!(channel = ID, account = %io.account, error = %e, "sync failed; retrying");
                 if !backoff.wait(&io.shutdown).await {
                     return;
@@ -254,11 +249,7 @@ async fn sync_loop(client: Client, me: String, io: &SyncCtx) {
             }
         };
         backoff.reset();
-        set_status(&io.status, |s| {
-            s.connected = true;
-            s.restart_pending = false;
-            s.reconnect_attempts = 0;
-        });
+        crate::mark_connected(&io.status);
         let first = since.is_none();
         since = str_of(&v, "next_batch").or(since);
         for (room, inv) in v["rooms"]["invite"].as_object().into_iter().flatten() {

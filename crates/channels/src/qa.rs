@@ -109,12 +109,7 @@ async fn poll_loop(
         let v = match polled {
             Ok(v) => v,
             Err(e) => {
-                set_status(&status, |s| {
-                    s.connected = false;
-                    s.restart_pending = true;
-                    s.reconnect_attempts = backoff.attempts() + 1;
-                    s.last_error = Some(e.to_string());
-                });
+                crate::mark_failed(&status, backoff.attempts() + 1, &e.to_string());
                 tracing::warn!(channel = ID, account = %bus.account, error = %e, "poll failed; retrying");
                 if !backoff.wait(&shutdown).await {
                     return;
@@ -123,11 +118,7 @@ async fn poll_loop(
             }
         };
         backoff.reset();
-        set_status(&status, |s| {
-            s.connected = true;
-            s.restart_pending = false;
-            s.reconnect_attempts = 0;
-        });
+        crate::mark_connected(&status);
         if !v["cursor"].is_null() {
             cursor = v["cursor"].clone();
         }

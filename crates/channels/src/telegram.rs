@@ -233,12 +233,7 @@ fn stopped(io: &mut AccountIo) {
 }
 
 fn failed(status: &StatusCell, backoff: &Backoff, e: &ChannelError) {
-    set_status(status, |s| {
-        s.connected = false;
-        s.restart_pending = true;
-        s.reconnect_attempts = backoff.attempts() + 1;
-        s.last_error = Some(e.to_string());
-    });
+    crate::mark_failed(status, backoff.attempts() + 1, &e.to_string());
 }
 
 async fn poll_loop(
@@ -279,11 +274,7 @@ async fn poll_loop(
             }
         };
         backoff.reset();
-        set_status(&status, |s| {
-            s.connected = true;
-            s.restart_pending = false;
-            s.reconnect_attempts = 0;
-        });
+        crate::mark_connected(&status);
         let list = updates.as_array().cloned().unwrap_or_default();
         for u in &list {
             let Some(id) = u["update_id"].as_i64() else {

@@ -376,6 +376,13 @@ fn sse(
             Some((Ok::<_, Infallible>(Bytes::from(out)), s))
         }
     });
+    sse_response(body)
+}
+
+/// A `text/event-stream` response over `body`.
+pub(crate) fn sse_response(
+    body: impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> Response {
     Response::builder()
         .header("content-type", "text/event-stream")
         .header("cache-control", "no-cache")
