@@ -256,11 +256,7 @@ async fn sync_loop(client: Client, me: String, io: &SyncCtx) {
             let is_direct = inv["invite_state"]["events"].as_array().into_iter().flatten().any(|e| {
                 e["type"] == "m.room.member" && e["state_key"] == me.as_str() && e["content"]["is_direct"] == true
             });
-            let allowed = match auto_join.as_str() {
-                "always" => true,
-                "allowlist" => join_list.iter().any(|r| r == room),
-                _ => false,
-            };
+            let allowed = should_join(&auto_join, &join_list, room);
             if !allowed {
                 tracing::info!(channel = ID, %room, "invite not joined (channels.matrix.autoJoin)");
                 continue;
@@ -315,6 +311,15 @@ async fn sync_loop(client: Client, me: String, io: &SyncCtx) {
                 }
             }
         }
+    }
+}
+
+/// `autoJoin`: `always`, `allowlist` (rooms in `autoJoinAllowlist`), anything else (`off`, the default): never.
+fn should_join(policy: &str, allowlist: &[String], room: &str) -> bool {
+    match policy {
+        "always" => true,
+        "allowlist" => allowlist.iter().any(|r| r.trim() == room),
+        _ => false,
     }
 }
 
@@ -468,5 +473,9 @@ mod tests {
         assert_eq!(parse_event(&edit, "!r", false, "@bot:l", "d").unwrap(), None);
         assert!(parse_event(&json!({"content": {}}), "!r", false, "@b:l", "d").is_err());
         assert_eq!(seg("!abc:localhost"), "%21abc%3Alocalhost");
+        let list = vec!["!ok:l".to_string()];
+        assert!(should_join("always", &[], "!x:l"));
+        assert!(should_join("allowlist", &list, "!ok:l") && !should_join("allowlist", &list, "!x:l"));
+        assert!(!should_join("off", &list, "!ok:l"));
     }
 }
