@@ -366,24 +366,38 @@ impl ChannelConfig {
         }
     }
 
-    /// The effective settings of `account_id`: the channel settings with the account's on top.
+    /// The settings of `account_id`: the channel settings with the account's on top.
     pub fn account(&self, account_id: &str) -> ChannelSettings {
-        let Some(over) = self.accounts.get(account_id) else {
-            return self.settings.clone();
-        };
-        let (Ok(Value::Object(mut base)), Ok(Value::Object(top))) =
-            (serde_json::to_value(&self.settings), serde_json::to_value(over))
-        else {
-            return over.clone();
-        };
-        for (k, v) in top {
-            base.insert(k, v);
+        match self.accounts.get(account_id) {
+            Some(over) => overlay(&self.settings, over),
+            None => self.settings.clone(),
         }
-        serde_json::from_value(Value::Object(base)).unwrap_or_else(|_| over.clone())
     }
 }
 
+/// `over`'s keys on top of `base` (JSON objects, top level).
+fn overlay(base: &ChannelSettings, over: &ChannelSettings) -> ChannelSettings {
+    let (Ok(Value::Object(mut b)), Ok(Value::Object(o))) = (serde_json::to_value(base), serde_json::to_value(over))
+    else {
+        return over.clone();
+    };
+    b.extend(o);
+    serde_json::from_value(Value::Object(b)).unwrap_or_else(|_| over.clone())
+}
+
 impl ChannelsConfig {
+    /// The settings in force for `account_id` of `channel`: `channels.defaults`, then the channel's own
+    /// keys, then the account's. `None` when the channel is not configured (its group policy then fails
+    /// closed instead of inheriting the defaults).
+    pub fn effective(&self, channel: &str, account_id: &str) -> Option<ChannelSettings> {
+        let c = self.entries.get(channel)?;
+        let own = c.account(account_id);
+        Some(match &self.defaults {
+            Some(d) => overlay(d, &own),
+            None => own,
+        })
+    }
+
     /// `channels.*` keys kept only for compatibility, as dotted paths (for warnings).
     pub fn unimplemented_keys(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -422,6 +436,25 @@ mod tests {
         let allow: Vec<String> = home.allow_from.unwrap().iter().map(IdEntry::as_text).collect();
         assert_eq!(allow, vec!["123", "456"]);
         assert_eq!(c.unimplemented_keys(), vec!["channels.telegram.customCommands"]);
+    }
+
+    #[test]
+    fn defaults_are_inherited_and_an_openclaw_channel_block_loads() {
+        let c: ChannelsConfig = serde_json::from_value(serde_json::json!({
+            "defaults": {"groupPolicy": "open", "dmPolicy": "allowlist"},
+            "telegram": {"botToken": "t", "dmPolicy": "pairing", "allowFrom": ["tg:123", 456],
+                          "groups": {"-1001": {"requireMention": false, "topics": {"*": {"requireMention": true}}}},
+                          "streaming": {"mode": "partial"}, "replyToMode": "first", "linkPreview": false,
+                          "accounts": {"default": {"name": "Main bot"}}}
+        }))
+        .unwrap();
+        let s = c.effective("telegram", "default").unwrap();
+        assert_eq!((s.group_policy, s.dm_policy), (Some(GroupPolicy::Open), Some(DmPolicy::Pairing)));
+        assert_eq!(s.name.as_deref(), Some("Main bot"));
+        assert!(c.effective("matrix", "default").is_none());
+        let mut warned = c.unimplemented_keys();
+        warned.sort();
+        assert_eq!(warned, vec!["channels.telegram.linkPreview", "channels.telegram.replyToMode"]);
     }
 
     #[test]

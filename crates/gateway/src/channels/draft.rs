@@ -30,8 +30,8 @@ pub struct Draft {
 
 fn streaming_on(state: &GatewayState, route: &ChannelRoute) -> bool {
     let cfg = state.config();
-    let Some(channel) = cfg.config.channels.entries.get(&route.channel) else { return false };
-    let mode = channel.account(&route.account_id).streaming.and_then(|v| match v {
+    let Some(settings) = cfg.config.channels.effective(&route.channel, &route.account_id) else { return false };
+    let mode = settings.streaming.and_then(|v| match v {
         serde_json::Value::String(s) => Some(s),
         serde_json::Value::Object(o) => o.get("mode").and_then(|m| m.as_str()).map(str::to_string),
         serde_json::Value::Bool(b) => Some(if b { "partial" } else { "off" }.to_string()),

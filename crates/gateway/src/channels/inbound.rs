@@ -55,8 +55,7 @@ fn mention_patterns(state: &GatewayState, agent_id: &str) -> Vec<regex::Regex> {
 /// Handle one received message.
 pub(super) async fn handle(state: &Arc<GatewayState>, driver: &dyn Channel, msg: InboundMessage) {
     let cfg = state.config();
-    let Some(channel_cfg) = cfg.config.channels.entries.get(&msg.channel) else { return };
-    let settings = channel_cfg.account(&msg.account_id);
+    let Some(settings) = cfg.config.channels.effective(&msg.channel, &msg.account_id) else { return };
     let route = homarus_channels::routing::route(&cfg.config, &msg, msg.channel == "telegram");
     let normalize = |s: &str| driver.normalize_id(s);
     let allowed = state.store.channel_allowed(&msg.channel, &msg.account_id).unwrap_or_else(|e| {

@@ -179,7 +179,8 @@ pub fn start_all(state: &Arc<GatewayState>) {
             continue;
         };
         for account_id in channel.account_ids() {
-            let settings = channel.account(&account_id);
+            let settings =
+                cfg.config.channels.effective(channel_id, &account_id).unwrap_or_else(|| channel.account(&account_id));
             let enabled = settings.enabled != Some(false);
             let (dm, group) = policy_names(&settings);
             let status: StatusCell = Arc::new(Mutex::new(AccountStatus {
