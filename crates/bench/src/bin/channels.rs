@@ -20,6 +20,9 @@ use homarus_mockllm::MockLlm;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
 
+#[path = "../inproc.rs"]
+mod inproc;
+
 #[derive(Parser, Debug)]
 struct Args {
     /// Sequential messages measured (after 5 warm-up messages).
@@ -92,23 +95,14 @@ async fn main() -> Result<()> {
     let app = Router::new().route("/{token}/{method}", post(bot_api)).with_state(fake.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let dir = tempfile::tempdir()?;
-    let config = dir.path().join("homarus.json");
-    std::fs::write(
-        &config,
-        json!({
-            "models": {"providers": {"local": {"baseUrl": mock.openai_base_url(), "api": "openai-completions", "models": [{"id": "m"}]}}},
-            "agents": {"defaults": {"model": "local/m"}},
-            "session": {"dmScope": "per-channel-peer"},
-            "messages": {"queue": {"mode": "followup", "debounceMs": 0, "cap": 1000}},
-            "channels": {"telegram": {"botToken": "1:bench", "apiRoot": api, "dmPolicy": "open", "allowFrom": ["*"], "streaming": "off"}},
-        })
-        .to_string(),
-    )?;
-    let mut opts = homarus_gateway::GatewayOptions::new(dir.path().to_path_buf(), config.clone());
-    opts.port = Some(0);
-    opts.token = Some("bench".into());
-    let gw = homarus_gateway::Gateway::start(opts, homarus_config::load_file(&config)?).await?;
+    let inproc::InProcess { gw, ws: _client, .. } = inproc::start(json!({
+        "models": {"providers": {"local": {"baseUrl": mock.openai_base_url(), "api": "openai-completions", "models": [{"id": "m"}]}}},
+        "agents": {"defaults": {"model": "local/m"}},
+        "session": {"dmScope": "per-channel-peer"},
+        "messages": {"queue": {"mode": "followup", "debounceMs": 0, "cap": 1000}},
+        "channels": {"telegram": {"botToken": "1:bench", "apiRoot": api, "dmPolicy": "open", "allowFrom": ["*"], "streaming": "off"}},
+    }))
+    .await?;
 
     let mut next_update = 1i64;
     let mut push = |chat: i64, message_id: i64| {

@@ -5,11 +5,13 @@
 //! the runs' own tasks) from `cron.status`, and checks every due job ran.
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
+use serde_json::json;
+
+#[path = "../inproc.rs"]
+mod inproc;
+use inproc::call;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -27,24 +29,6 @@ struct Args {
     json: bool,
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn call(ws: &mut Ws, id: &str, method: &str, params: Value) -> Result<Value> {
-    ws.send(Message::Text(json!({"type":"req","id":id,"method":method,"params":params}).to_string().into())).await?;
-    loop {
-        let Some(msg) = ws.next().await else { bail!("closed") };
-        if let Message::Text(t) = msg? {
-            let v: Value = serde_json::from_str(&t)?;
-            if v["type"] == "res" && v["id"] == id {
-                if v["ok"] != true {
-                    bail!("{method} failed: {v}");
-                }
-                return Ok(v["payload"].clone());
-            }
-        }
-    }
-}
-
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -52,19 +36,9 @@ fn now_ms() -> i64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let dir = tempfile::tempdir()?;
-    let config = dir.path().join("homarus.json");
     // No heartbeats: only the cron timer works.
-    std::fs::write(&config, json!({"agents": {"defaults": {"heartbeat": {"every": "0"}}}}).to_string())?;
-    let mut opts = homarus_gateway::GatewayOptions::new(dir.path().to_path_buf(), config.clone());
-    opts.port = Some(0);
-    opts.token = Some("bench".into());
-    let gw = homarus_gateway::Gateway::start(opts, homarus_config::load_file(&config)?).await?;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}", gw.addr)).await?;
-    let _challenge = ws.next().await;
-    let connect = json!({"minProtocol":4,"maxProtocol":4,"client":{"id":"cli","version":"bench","platform":"linux","mode":"cli"},
-        "auth":{"token":"bench"},"role":"operator","scopes":["operator.admin"]});
-    call(&mut ws, "c", "connect", connect).await.context("connect")?;
+    let inproc::InProcess { gw, mut ws, .. } =
+        inproc::start(json!({"agents": {"defaults": {"heartbeat": {"every": "0"}}}})).await?;
 
     let period_ms = args.spread_secs * 1000;
     let start = now_ms() + 5_000;

@@ -4,12 +4,14 @@
 //! until every task ended and every requester was told, and checks that each was told exactly once.
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt};
 use homarus_mockllm::{MockLlm, Reply};
-use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
+use serde_json::json;
+
+#[path = "../inproc.rs"]
+mod inproc;
+use inproc::call;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -22,24 +24,6 @@ struct Args {
     /// Print one JSON document.
     #[arg(long)]
     json: bool,
-}
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn call(ws: &mut Ws, id: &str, method: &str, params: Value) -> Result<Value> {
-    ws.send(Message::Text(json!({"type":"req","id":id,"method":method,"params":params}).to_string().into())).await?;
-    loop {
-        let Some(msg) = ws.next().await else { bail!("closed") };
-        if let Message::Text(t) = msg? {
-            let v: Value = serde_json::from_str(&t)?;
-            if v["type"] == "res" && v["id"] == id {
-                if v["ok"] != true {
-                    bail!("{method} failed: {v}");
-                }
-                return Ok(v["payload"].clone());
-            }
-        }
-    }
 }
 
 #[tokio::main]
@@ -55,28 +39,14 @@ async fn main() -> Result<()> {
         mock.push_matching("Started image_generate", Reply::Text("on it".into()));
         mock.push_matching("image_generate finished", Reply::Text("here it is".into()));
     }
-    let dir = tempfile::tempdir()?;
-    let config = dir.path().join("homarus.json");
-    std::fs::write(
-        &config,
-        json!({
-            "models": {"providers": {
-                "local": {"baseUrl": mock.openai_base_url(), "api": "openai-completions", "models": [{"id": "m"}]},
-                "openai": {"baseUrl": mock.openai_base_url(), "apiKey": "sk"}}},
-            "agents": {"defaults": {"model": "local/m", "maxConcurrent": args.max_concurrent}},
-            "messages": {"queue": {"debounceMs": 0}},
-        })
-        .to_string(),
-    )?;
-    let mut opts = homarus_gateway::GatewayOptions::new(dir.path().to_path_buf(), config.clone());
-    opts.port = Some(0);
-    opts.token = Some("bench".into());
-    let gw = homarus_gateway::Gateway::start(opts, homarus_config::load_file(&config)?).await?;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}", gw.addr)).await?;
-    let _challenge = ws.next().await;
-    let connect = json!({"minProtocol":4,"maxProtocol":4,"client":{"id":"cli","version":"bench","platform":"linux","mode":"cli"},
-        "auth":{"token":"bench"},"role":"operator","scopes":["operator.admin"]});
-    call(&mut ws, "c", "connect", connect).await.context("connect")?;
+    let inproc::InProcess { gw, mut ws, .. } = inproc::start(json!({
+        "models": {"providers": {
+            "local": {"baseUrl": mock.openai_base_url(), "api": "openai-completions", "models": [{"id": "m"}]},
+            "openai": {"baseUrl": mock.openai_base_url(), "apiKey": "sk"}}},
+        "agents": {"defaults": {"model": "local/m", "maxConcurrent": args.max_concurrent}},
+        "messages": {"queue": {"debounceMs": 0}},
+    }))
+    .await?;
 
     let started = Instant::now();
     for i in 0..n {
