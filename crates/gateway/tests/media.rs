@@ -156,13 +156,7 @@ async fn a_repeated_request_reports_the_running_task_and_failures_are_reported()
             v["messages"].as_array().unwrap().last().unwrap()["content"][0]["text"] == "waiting"
         })
         .await;
-    let results: Vec<String> = history["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] == "toolResult")
-        .map(|m| m["content"][0]["text"].as_str().unwrap().to_string())
-        .collect();
+    let results = tool_results(&history);
     assert!(results[0].starts_with("Started video_generate"), "{results:?}");
     assert!(results[1].starts_with("video_generate is already working on this"), "{results:?}");
     assert_eq!(mock.media_requests().len(), 1, "one provider job");

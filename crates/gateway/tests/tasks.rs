@@ -272,13 +272,7 @@ async fn fan_out_and_depth_limits_are_enforced_and_announce_skip_stays_silent() 
     assert_eq!(subs.len(), 1, "the second spawn was refused: {t}");
     assert_eq!(subs[0]["deliveryStatus"], "not_applicable", "ANNOUNCE_SKIP is not announced");
     let history = c.call("chat.history", json!({"sessionKey": "agent:main:main"})).await;
-    let results: Vec<String> = history["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] == "toolResult")
-        .map(|m| m["content"][0]["text"].as_str().unwrap().to_string())
-        .collect();
+    let results = tool_results(&history);
     assert!(results[1].contains("already has 1 subagents running"), "{results:?}");
     let grandchild_refusal = mock.requests().iter().any(|r| r.to_string().contains("may nest 1 level(s) deep"));
     assert!(grandchild_refusal, "the child could not spawn a grandchild");

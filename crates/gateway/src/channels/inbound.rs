@@ -34,7 +34,9 @@ pub(super) async fn dispatch(
     }
 }
 
-fn mention_patterns(state: &GatewayState, agent_id: &str) -> Vec<regex::Regex> {
+/// The agent's mention patterns, compiled once per distinct pattern list (not per message); an
+/// invalid pattern is reported when it is first compiled.
+fn mention_patterns(state: &GatewayState, agent_id: &str) -> Arc<Vec<regex::Regex>> {
     let cfg = state.config();
     let c = &cfg.config;
     let patterns = c
@@ -45,11 +47,19 @@ fn mention_patterns(state: &GatewayState, agent_id: &str) -> Vec<regex::Regex> {
         .and_then(|g| g.mention_patterns.clone())
         .or_else(|| c.messages.group_chat.as_ref().and_then(|g| g.mention_patterns.clone()))
         .unwrap_or_default();
+    let mut cache = state.channels.mention_cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((source, compiled)) = cache.get(agent_id) {
+        if *source == patterns {
+            return compiled.clone();
+        }
+    }
     let (ok, errors) = access::compile_patterns(&patterns);
     for e in errors {
-        tracing::warn!("{e}");
+        tracing::warn!(agent = %agent_id, "{e}");
     }
-    ok
+    let compiled = Arc::new(ok);
+    cache.insert(agent_id.to_string(), (patterns, compiled.clone()));
+    compiled
 }
 
 /// Handle one received message.

@@ -99,6 +99,9 @@ struct RunningAccount {
     status: StatusCell,
 }
 
+/// A pattern list and its compiled form.
+pub(crate) type CompiledPatterns = (Vec<String>, Arc<Vec<regex::Regex>>);
+
 /// The channel accounts of this gateway.
 pub struct ChannelManager {
     drivers: Vec<Arc<dyn Channel>>,
@@ -106,6 +109,8 @@ pub struct ChannelManager {
     tracker: TaskTracker,
     stop: CancellationToken,
     http: reqwest::Client,
+    /// Compiled mention patterns per agent, with the pattern list they came from.
+    pub(crate) mention_cache: Mutex<std::collections::HashMap<String, CompiledPatterns>>,
 }
 
 impl Default for ChannelManager {
@@ -116,6 +121,7 @@ impl Default for ChannelManager {
             tracker: TaskTracker::new(),
             stop: CancellationToken::new(),
             http: reqwest::Client::builder().connect_timeout(Duration::from_secs(15)).build().unwrap_or_default(),
+            mention_cache: Mutex::new(std::collections::HashMap::new()),
         }
     }
 }

@@ -307,3 +307,14 @@ impl Device {
                 "signature":URL_SAFE_NO_PAD.encode(sig.to_bytes()),"signedAt":signed_at,"nonce":nonce}})
     }
 }
+
+/// The texts of the tool results in a `chat.history` answer, in order.
+pub fn tool_results(history: &Value) -> Vec<String> {
+    history["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == "toolResult")
+        .map(|m| m["content"][0]["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
